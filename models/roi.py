@@ -1,0 +1,72 @@
+"""Rotated regions of interest and the affine crops the networks read.
+
+All coordinates are continuous image pixels (the centre of pixel (0, 0) is (0.5, 0.5)),
+which is MediaPipe's convention (normalised coordinate × image size). Every crop is one
+``cv2.warpAffine`` straight from the full frame, so an 8K frame costs no more than a
+VGA one and rotation, scale and letterboxing come for free.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RotatedRect:
+    """A square-ish region: centre, size in pixels, rotation in radians (clockwise on screen)."""
+
+    cx: float
+    cy: float
+    w: float
+    h: float
+    angle: float = 0.0
+
+    def crop_to_image(self, size: int, flip: bool = False) -> np.ndarray:
+        """2×3 matrix taking continuous crop coordinates (0..size) to continuous image coordinates."""
+        c, s = math.cos(self.angle), math.sin(self.angle)
+        sx, sy = self.w / size, self.h / size
+        if flip:
+            sx = -sx
+        # u' = (u - size/2) * sx ; image = centre + R @ (u', v')
+        return np.array(
+            [[c * sx, -s * sy, self.cx - c * sx * size / 2 + s * sy * size / 2],
+             [s * sx, c * sy, self.cy - s * sx * size / 2 - c * sy * size / 2]],
+            dtype=np.float64,
+        )
+
+
+def rect_from_points(points: np.ndarray, start: int, end: int, scale: float) -> RotatedRect:
+    """MediaPipe's DetectionsToRects + RectTransformation(square_long): bbox of ``points``,
+    rotation from ``points[start]`` → ``points[end]`` (target angle 0), long side × ``scale``."""
+    xy = points[:, :2]
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    dx, dy = points[end, 0] - points[start, 0], points[end, 1] - points[start, 1]
+    angle = math.atan2(dy, dx)
+    side = float(max(hi[0] - lo[0], hi[1] - lo[1])) * scale
+    return RotatedRect(float(lo[0] + hi[0]) / 2, float(lo[1] + hi[1]) / 2, side, side, angle)
+
+
+def index_matrix(m: np.ndarray) -> np.ndarray:
+    """Convert a continuous-coordinate affine map to OpenCV's pixel-index convention."""
+    out = m.copy()
+    out[:, 2] += m[:, 0] * 0.5 + m[:, 1] * 0.5 - 0.5
+    return out
+
+
+def warp(image: np.ndarray, m_crop_to_image: np.ndarray, size: int,
+         border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
+    """Sample a size×size crop of ``image`` along ``m_crop_to_image`` (bilinear)."""
+    return cv2.warpAffine(image, index_matrix(m_crop_to_image), (size, size),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=border)
+
+
+def project(points: np.ndarray, m_crop_to_image: np.ndarray) -> np.ndarray:
+    """Map (N, 2+) crop points to image pixels; extra columns (depth) scale with the crop."""
+    out = np.empty(points.shape, dtype=np.float32)
+    out[:, :2] = points[:, :2] @ m_crop_to_image[:, :2].T + m_crop_to_image[:, 2]
+    if points.shape[1] > 2:
+        out[:, 2:] = points[:, 2:] * math.hypot(m_crop_to_image[0, 0], m_crop_to_image[1, 0])
+    return out
