@@ -1,1 +1,1 @@
-"""x"""
+"""The OpenVtuber application: the ``openvtuber`` CLI and the wiring of the pipeline."""

@@ -18,6 +18,7 @@ from .runtime import Model, load
 from .weights import model_path
 
 OUTPUTS = ("regressors", "classificators")
+MAX_DECIMATION = 8.0   # frames over 8 × 128 px on the long side are area-downscaled first
 OUTPUT_SHAPES = ((1, 896, 16), (1, 896, 1))
 
 # Keypoint order of the network (the person's own sides).
@@ -77,7 +78,15 @@ class FaceDetector:
     def detect(self, image: np.ndarray) -> list[Detection]:
         """All faces in a BGR uint8 frame, best first."""
         m, scale, pad_x, pad_y = self.letterbox(image)
-        patch = warp(image, m, INPUT_SIZE, cv2.BORDER_CONSTANT)
+        src = image
+        if scale > MAX_DECIMATION:
+            # A bilinear warp samples 1 pixel in ``scale``: on huge frames that aliases the
+            # face away. Area-average down first (webcam-sized frames skip this).
+            f = MAX_DECIMATION / scale
+            src = cv2.resize(image, (max(1, round(image.shape[1] * f)), max(1, round(image.shape[0] * f))),
+                             interpolation=cv2.INTER_AREA)
+            m = m * np.array([[src.shape[1] / image.shape[1]], [src.shape[0] / image.shape[0]]])
+        patch = warp(src, m, INPUT_SIZE, cv2.BORDER_CONSTANT)
         # BGR → RGB and 0..255 → −1..1 in one pass into the reused input buffer
         np.multiply(patch[..., ::-1], 2.0 / 255.0, out=self._input[0], casting="unsafe")
         self._input -= 1.0

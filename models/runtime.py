@@ -8,8 +8,11 @@ LiteRT's shapes, so the networks' code never knows which runtime it has.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -34,6 +37,28 @@ def litert_available() -> bool:
     return True
 
 
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Silence C++ log lines (LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate"
+    straight to fd 2 when it builds the interpreter) so they do not tear the status line.
+    Python exceptions still propagate; only the native stream is muted, briefly."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
 class LiteRTModel:
     """A ``.tflite`` graph on LiteRT's interpreter (XNNPACK delegate is its default on CPU)."""
 
@@ -44,8 +69,9 @@ class LiteRTModel:
             from ai_edge_litert.interpreter import Interpreter
         except Exception as e:  # pragma: no cover - depends on the platform
             raise RuntimeUnavailable(f"LiteRT (ai-edge-litert) is not installed: {e}") from e
-        self._it = Interpreter(model_path=str(path), num_threads=max(1, int(threads)))
-        self._it.allocate_tensors()
+        with quiet_native_stderr():
+            self._it = Interpreter(model_path=str(path), num_threads=max(1, int(threads)))
+            self._it.allocate_tensors()
         self._input = self._it.get_input_details()[0]["index"]
         by_name = {d["name"]: d["index"] for d in self._it.get_output_details()}
         self._outputs = [by_name[n] for n in output_names]

@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         written = fetch(args.dest, args.wheel)
-    except (ModelFileError, subprocess.CalledProcessError, OSError, KeyError, StopIteration) as e:
+    except (ModelFileError, subprocess.CalledProcessError, OSError, KeyError, StopIteration,
+            zipfile.BadZipFile) as e:
         print(f"openvtuber: could not fetch the model files: {e}", file=sys.stderr)
         return 1
     where = args.dest or model_dir()

@@ -21,7 +21,7 @@ class Frame:
     """One decoded frame: 0-based ``index`` over every decoded frame, ``t`` in source seconds."""
 
     index: int
-    t: float
+    t: float | None                  # None for unrelated stills
     image: np.ndarray
     path: str | None = None          # image folders: the file name
     truth: object | None = None      # synthetic sources: the ground truth of this frame

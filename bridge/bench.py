@@ -1,0 +1,140 @@
+"""``openvtuber bench``: per-stage latency of the face pipeline, one thread.
+
+Frames are decoded (or rendered) into memory before timing, so only tracking is
+measured. Two modes per runtime: *tracking* (a face was found on the previous frame:
+landmarks + two irises) and *detection* (the face was lost: detector first). The BlazeFace
+decode is timed separately for the Cython kernel and the numpy fallback.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..models import decode as decode_mod
+from ..models.anchors import INPUT_SIZE, blazeface_anchors
+from ..models.runtime import RUNTIMES, litert_available, resolve_runtime
+from ..tracking.pipeline import FacePipeline
+from ..tracking.sources import open_source
+
+STAGES = ("detect", "landmarks", "iris", "total")
+
+
+@dataclass
+class BenchOptions:
+    source: str = "demo"
+    frames: int = 300
+    runtime: str = "auto"
+    json: bool = False
+    warmup: int = 10
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    a = np.asarray(values, dtype=np.float64)
+    if a.size == 0:
+        return {"median": float("nan"), "p90": float("nan"), "p99": float("nan")}
+    return {"median": round(float(np.median(a)), 4), "p90": round(float(np.percentile(a, 90)), 4),
+            "p99": round(float(np.percentile(a, 99)), 4)}
+
+
+def load_frames(source: str, n: int) -> list[np.ndarray]:
+    if source == "demo":
+        from ..tracking.sources.demo import DemoSource
+
+        src = DemoSource(loop=True, realtime=False)
+    else:
+        src = open_source(source, loop=True, realtime=False)
+    try:
+        return [f.image for f in itertools.islice(src, n)]
+    finally:
+        src.close()
+
+
+def time_mode(frames: list[np.ndarray], runtime: str, mode: str, warmup: int) -> dict:
+    pipe = FacePipeline(runtime, threads=1, tracking=(mode == "tracking"))
+    for img in frames[:warmup]:
+        pipe.process(img)
+    pipe.detector_runs = 0
+    per_stage: dict[str, list[float]] = {s: [] for s in STAGES}
+    found = 0
+    for img in frames:
+        obs = pipe.process(img)
+        found += obs.found
+        for s in STAGES:
+            per_stage[s].append(getattr(obs.times, s))
+    out = {s: percentiles(v) for s, v in per_stage.items()}
+    out["found"] = found
+    out["detector_runs"] = pipe.detector_runs
+    return out
+
+
+def time_decode(frame: np.ndarray, repeat: int = 2000) -> dict[str, dict[str, float]]:
+    """Microseconds per call of each decoder on this frame's real network output."""
+    pipe = FacePipeline("auto", threads=1, tracking=False)
+    det = pipe.detector
+    m, *_ = det.letterbox(frame)
+    from ..models.roi import warp
+    import cv2
+
+    patch = warp(frame, m, INPUT_SIZE, cv2.BORDER_CONSTANT)
+    x = (patch[..., ::-1].astype(np.float32) * (2.0 / 255.0) - 1.0)[None]
+    boxes, scores = det.model.run(x)
+    boxes = np.ascontiguousarray(boxes[0], dtype=np.float32)
+    scores = np.ascontiguousarray(scores[0, :, 0], dtype=np.float32)
+    anchors = blazeface_anchors()
+    result = {}
+    for name, fn in (("cython", decode_mod.decode_cython), ("numpy", decode_mod.decode_numpy)):
+        if fn is None:
+            continue
+        samples = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            fn(boxes, scores, anchors, float(INPUT_SIZE), det.score_thresh, det.iou_thresh)
+            samples.append((time.perf_counter() - t) * 1e6)
+        result[name] = percentiles(samples)
+    return result
+
+
+def run_bench(opts: BenchOptions) -> dict:
+    chosen = resolve_runtime(opts.runtime)
+    frames = load_frames(opts.source, opts.frames)
+    h, w = frames[0].shape[:2]
+    runtimes = [r for r in RUNTIMES if r != "litert" or litert_available()]
+    report: dict = {"runtime": chosen, "total_ms": None, "source": opts.source, "frames": len(frames),
+                    "frame_size": [w, h], "threads": 1, "decoder": decode_mod.BACKEND, "runtimes": {}}
+    for rt in runtimes:
+        report["runtimes"][rt] = {mode: time_mode(frames, rt, mode, opts.warmup) for mode in ("tracking", "detection")}
+    report["total_ms"] = report["runtimes"][chosen]["tracking"]["total"]
+    report["decode_us"] = time_decode(frames[0])
+    return report
+
+
+def format_report(r: dict) -> str:
+    lines = [f"openvtuber bench: {r['frames']} frames {r['frame_size'][0]}x{r['frame_size'][1]} from {r['source']}, "
+             f"one thread, decoder {r['decoder']}",
+             f"{'runtime':8} {'mode':10} {'stage':10} {'median':>8} {'p90':>8} {'p99':>8}  (ms)"]
+    for rt, modes in r["runtimes"].items():
+        for mode, stages in modes.items():
+            for s in STAGES:
+                p = stages[s]
+                lines.append(f"{rt:8} {mode:10} {s:10} {p['median']:8.3f} {p['p90']:8.3f} {p['p99']:8.3f}")
+            lines.append(f"{'':8} {mode:10} found {stages['found']}/{r['frames']}, detector ran {stages['detector_runs']}x")
+    if "litert" in r["runtimes"] and "opencv" in r["runtimes"]:
+        ratio = r["runtimes"]["opencv"]["tracking"]["total"]["median"] / r["runtimes"]["litert"]["tracking"]["total"]["median"]
+        lines.append(f"opencv/litert tracking total median ratio: {ratio:.2f}")
+    d = r["decode_us"]
+    lines.append("decode (µs/call): " + ", ".join(f"{k} median {v['median']:.1f} p99 {v['p99']:.1f}" for k, v in d.items()))
+    if "cython" in d and "numpy" in d:
+        lines.append(f"numpy/cython decode median ratio: {d['numpy']['median'] / d['cython']['median']:.1f}")
+    t = r["total_ms"]
+    lines.append(f"{r['runtime']} tracking total: median {t['median']:.3f} ms, p90 {t['p90']:.3f}, p99 {t['p99']:.3f}")
+    return "\n".join(lines)
+
+
+def main_bench(opts: BenchOptions) -> int:
+    report = run_bench(opts)
+    print(json.dumps(report) if opts.json else format_report(report))
+    return 0

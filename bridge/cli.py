@@ -1,0 +1,108 @@
+"""``openvtuber``: the command line.
+
+Every error a user can cause (missing camera, bad path, missing model files, no LiteRT)
+ends as one line on stderr and a non-zero exit, never a traceback; set
+``OPENVTUBER_DEBUG=1`` to see the traceback of an unexpected failure.
+"""
+from __future__ import annotations
+
+import os
+
+# Before cv2 is imported anywhere: OpenCV's camera probing warnings are not for users.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+
+import argparse  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import traceback  # noqa: E402
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{v} must be 1 or more")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="openvtuber", description="Real-time face capture for VTubers.")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    tr = sub.add_parser("track", help="track a face and print/record what the pipeline sees")
+    tr.add_argument("source", nargs="?", default="auto",
+                    help="camera index or /dev/videoN, a video file, an image folder, 'demo', "
+                         "or 'auto' (first camera, else demo; the default)")
+    tr.add_argument("--jsonl", metavar="FILE", help="write one JSON object per frame ('-' for stdout)")
+    tr.add_argument("--frames", type=_positive_int, metavar="N", help="stop after N source frames")
+    tr.add_argument("--preview", action="store_true", help="show a window with the landmarks (needs a display)")
+    tr.add_argument("--landmarks", action="store_true", help="add the raw landmarks to --jsonl records")
+    tr.add_argument("--loop", action="store_true", help="loop a video file")
+    tr.add_argument("--runtime", choices=("auto", "litert", "opencv"), default="auto")
+    tr.add_argument("--threads", type=_positive_int, default=1, help="inference threads (default 1)")
+    tr.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=None,
+                    help="pace the demo source at 30 fps (default: on for demo)")
+
+    be = sub.add_parser("bench", help="time the pipeline per stage (median/p90/p99 ms)")
+    be.add_argument("--source", default="demo", help="'demo' (default), a video file or an image folder")
+    be.add_argument("--frames", type=_positive_int, default=300)
+    be.add_argument("--runtime", choices=("auto", "litert", "opencv"), default="auto",
+                    help="runtime reported at the top level (both are measured)")
+    be.add_argument("--json", action="store_true", help="print one JSON object")
+    return ap
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "track":
+        from .track import TrackOptions, run_track
+        from .status import StatusLine
+
+        status = StatusLine()
+        summary = run_track(TrackOptions(args.source, args.jsonl, args.frames, args.preview, args.runtime,
+                                         args.threads, args.loop, args.landmarks, args.realtime), status)
+        status.message(summary.line())
+        return 0
+    if args.command == "bench":
+        from .bench import BenchOptions, main_bench
+
+        return main_bench(BenchOptions(args.source, args.frames, args.runtime, args.json))
+    raise AssertionError(args.command)
+
+
+def _sigterm(signum, frame):  # noqa: ANN001 - signal handler signature
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _sigterm)
+    from ..models.runtime import RuntimeUnavailable
+    from ..models.weights import ModelFileError
+    from ..tracking.sources.base import SourceError
+
+    try:
+        return _dispatch(args)
+    except (SourceError, ModelFileError, RuntimeUnavailable) as e:
+        print(f"openvtuber: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("openvtuber: stopped", file=sys.stderr)
+        return 0
+    except BrokenPipeError:
+        return 0
+    except OSError as e:
+        print(f"openvtuber: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
+    except Exception as e:  # last resort: one line, traceback only on request
+        if os.environ.get("OPENVTUBER_DEBUG"):
+            traceback.print_exc()
+        print(f"openvtuber: unexpected error: {type(e).__name__}: {e} (set OPENVTUBER_DEBUG=1 for details)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""Shared fixtures: real photos shipped in packages, and one pipeline per runtime."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from openvtuber.models.runtime import litert_available
+from openvtuber.tracking.pipeline import FacePipeline
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """scikit-image's astronaut photo (public domain), BGR, 512×512, one frontal face."""
+    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+@pytest.fixture(scope="session")
+def astronaut_vga(astronaut: np.ndarray) -> np.ndarray:
+    """The astronaut centred on a 640×480 grey canvas (a webcam-sized frame)."""
+    canvas = np.full((480, 640, 3), 128, np.uint8)
+    canvas[:, 64:576] = astronaut[16:496]
+    return canvas
+
+
+@pytest.fixture(scope="session")
+def litert_pipeline() -> FacePipeline:
+    if not litert_available():
+        pytest.skip("LiteRT is not installed on this platform")
+    return FacePipeline("litert", tracking=False)
+
+
+@pytest.fixture(scope="session")
+def opencv_pipeline() -> FacePipeline:
+    return FacePipeline("opencv", tracking=False)

@@ -1,0 +1,112 @@
+"""The face pipeline on real photos: geometry, eye sides, tracking mode, re-detection."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from openvtuber.models.iris import LEFT_EYE_CORNERS, RIGHT_EYE_CORNERS
+from openvtuber.models.roi import RotatedRect, project, warp
+from openvtuber.tracking.pipeline import FacePipeline
+
+
+def test_finds_the_face_with_sane_geometry(astronaut_vga, litert_pipeline):
+    obs = litert_pipeline.process(astronaut_vga)
+    assert obs.found and obs.confidence > 0.9 and obs.detected
+    assert obs.landmarks.shape == (468, 3)
+    assert obs.image_size == (640, 480)
+    x0, y0, x1, y1 = obs.detection.box
+    inside = ((obs.landmarks[:, 0] > x0 - 20) & (obs.landmarks[:, 0] < x1 + 20)
+              & (obs.landmarks[:, 1] > y0 - 40) & (obs.landmarks[:, 1] < y1 + 20))
+    assert inside.mean() > 0.95
+    # nose tip (1) below the eyes and above the mouth (13)
+    lm = obs.landmarks
+    assert lm[33, 1] < lm[1, 1] < lm[13, 1]
+
+
+def test_person_right_eye_is_image_left(astronaut_vga, litert_pipeline):
+    obs = litert_pipeline.process(astronaut_vga)
+    assert obs.right_eye.centre[0] < obs.left_eye.centre[0]
+    for eye, corners in ((obs.right_eye, RIGHT_EYE_CORNERS), (obs.left_eye, LEFT_EYE_CORNERS)):
+        xs = obs.landmarks[list(corners), 0]
+        assert xs.min() < eye.centre[0] < xs.max()          # iris between its eye's corners
+        assert eye.contour.shape == (71, 3) and eye.iris.shape == (5, 3)
+        radius = np.linalg.norm(eye.iris[1:, :2] - eye.centre, axis=1)
+        assert 1.5 < radius.mean() < 12 and radius.std() < 0.3 * radius.mean()
+
+
+def test_landmarks_follow_an_in_plane_rotation(astronaut_vga, litert_pipeline):
+    base = litert_pipeline.process(astronaut_vga)
+    m = cv2.getRotationMatrix2D((320, 240), 25, 1.0)   # counter-clockwise on screen
+    rotated = cv2.warpAffine(astronaut_vga, m, (640, 480), borderMode=cv2.BORDER_REPLICATE)
+    obs = litert_pipeline.process(rotated)
+    assert obs.found
+    # OpenCV's matrix maps pixel indices; landmarks are continuous (centre of pixel 0 = 0.5)
+    pts = base.landmarks[:, :2] - 0.5
+    expected = pts @ m[:, :2].T + m[:, 2] + 0.5
+    assert np.mean(np.linalg.norm(obs.landmarks[:, :2] - expected, axis=1)) < 2.0
+
+
+def test_mirrored_photo_swaps_the_eyes(astronaut_vga, litert_pipeline):
+    a = litert_pipeline.process(astronaut_vga)
+    b = litert_pipeline.process(np.ascontiguousarray(astronaut_vga[:, ::-1]))
+    mirrored_right = 640 - b.right_eye.centre[0]
+    assert abs(mirrored_right - a.left_eye.centre[0]) < 2.0
+
+
+def test_tracking_mode_runs_the_detector_once_on_a_steady_face(astronaut_vga):
+    pipe = FacePipeline(tracking=True)
+    results = [pipe.process(astronaut_vga) for _ in range(20)]
+    assert all(r.found for r in results)
+    assert pipe.detector_runs == 1
+    assert results[0].detected and not any(r.detected for r in results[1:])
+    assert all(r.times.detect == 0.0 and r.times.landmarks > 0 and r.times.iris > 0 for r in results[1:])
+
+
+def test_lost_face_triggers_detection_and_recovers(astronaut_vga):
+    pipe = FacePipeline(tracking=True)
+    assert pipe.process(astronaut_vga).found
+    blank = np.full_like(astronaut_vga, 90)
+    lost = pipe.process(blank)
+    assert not lost.found and lost.detected and lost.landmarks is None
+    back = pipe.process(astronaut_vga)
+    assert back.found and back.detected
+    assert pipe.detector_runs == 3      # first frame, the lost frame, the return
+
+
+def test_tracking_follows_a_moving_face_without_redetecting(astronaut):
+    pipe = FacePipeline(tracking=True)
+    found = 0
+    for i in range(30):
+        canvas = np.full((480, 640, 3), 128, np.uint8)
+        dx = 40 + i * 3                                  # 3 px per frame to the right
+        canvas[:, dx:dx + 512] = astronaut[16:496, : 640 - dx][:, :512]
+        found += pipe.process(canvas).found
+    assert found == 30 and pipe.detector_runs == 1
+
+
+def test_still_mode_forgets_between_frames(astronaut_vga, litert_pipeline):
+    before = litert_pipeline.detector_runs
+    for _ in range(3):
+        assert litert_pipeline.process(astronaut_vga).detected
+    assert litert_pipeline.detector_runs == before + 3
+
+
+def test_no_face_in_noise(litert_pipeline):
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    obs = litert_pipeline.process(noise)
+    assert not obs.found and obs.landmarks is None
+
+
+def test_roi_crop_and_projection_are_inverse():
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    rect = RotatedRect(150.0, 100.0, 80.0, 80.0, 0.4)
+    for flip in (False, True):
+        m = rect.crop_to_image(64, flip=flip)
+        patch = warp(image, m, 64)
+        # the crop's pixel centre (i + 0.5) samples the image where project() says it does
+        for u, v in ((10, 20), (40, 5), (63, 63)):
+            x, y = project(np.array([[u + 0.5, v + 0.5]], np.float32), m)[0]
+            ref = cv2.getRectSubPix(image, (1, 1), (float(x) - 0.5, float(y) - 0.5))[0, 0]
+            assert np.abs(ref.astype(int) - patch[v, u].astype(int)).max() <= 2
