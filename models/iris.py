@@ -45,7 +45,8 @@ class IrisLandmarker:
 
     def run_eye(self, image: np.ndarray, roi: RotatedRect, mirrored: bool) -> EyeResult:
         m = roi.crop_to_image(INPUT_SIZE, flip=mirrored)
-        patch = warp(image, m, INPUT_SIZE)
+        # MediaPipe's iris graph crops (ImageCroppingCalculator) then resizes: pixel centres
+        patch = warp(image, m, INPUT_SIZE, half_pixel=True)
         np.multiply(patch[..., ::-1], 1.0 / 255.0, out=self._input[0], casting="unsafe")
         contour, iris = self.model.run(self._input)
         # ``m`` already contains the mirror, so projecting undoes it

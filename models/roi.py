@@ -4,6 +4,14 @@ All coordinates are continuous image pixels (the centre of pixel (0, 0) is (0.5,
 which is MediaPipe's convention (normalised coordinate × image size). Every crop is one
 ``cv2.warpAffine`` straight from the full frame, so an 8K frame costs no more than a
 VGA one and rotation, scale and letterboxing come for free.
+
+Sampling follows MediaPipe, not the textbook. Its ImageToTensorCalculator (the
+detector's letterbox and the face-landmark crop) maps the ROI's corners onto the
+tensor's pixel *indices* 0 and size: continuous ROI coordinates are used as OpenCV pixel
+indices, with no half-pixel shift. ``warp`` does the same by default; a half-pixel-correct
+crop differs by (scale − 1)/2 source pixels — 1.5 px on the detector's 4× letterbox of a
+512-px frame, which moved the landmarks 0.3–1.5 px away from MediaPipe's. The iris graph
+instead crops and then resizes (pixel centres), which ``half_pixel=True`` reproduces.
 """
 from __future__ import annotations
 
@@ -57,9 +65,13 @@ def index_matrix(m: np.ndarray) -> np.ndarray:
 
 
 def warp(image: np.ndarray, m_crop_to_image: np.ndarray, size: int,
-         border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
-    """Sample a size×size crop of ``image`` along ``m_crop_to_image`` (bilinear)."""
-    return cv2.warpAffine(image, index_matrix(m_crop_to_image), (size, size),
+         border: int = cv2.BORDER_REPLICATE, half_pixel: bool = False) -> np.ndarray:
+    """Sample a size×size crop of ``image`` along ``m_crop_to_image`` (bilinear).
+
+    ``half_pixel=False``: MediaPipe's ImageToTensor sampling (crop index i reads image
+    index ``m @ i``); ``True``: pixel centres on both sides (``index_matrix``)."""
+    m = index_matrix(m_crop_to_image) if half_pixel else m_crop_to_image
+    return cv2.warpAffine(image, m, (size, size),
                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=border)
 
 

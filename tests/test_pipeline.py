@@ -104,9 +104,14 @@ def test_roi_crop_and_projection_are_inverse():
     rect = RotatedRect(150.0, 100.0, 80.0, 80.0, 0.4)
     for flip in (False, True):
         m = rect.crop_to_image(64, flip=flip)
-        patch = warp(image, m, 64)
-        # the crop's pixel centre (i + 0.5) samples the image where project() says it does
+        patch = warp(image, m, 64, half_pixel=True)
+        mp_patch = warp(image, m, 64)
         for u, v in ((10, 20), (40, 5), (63, 63)):
+            # half_pixel: the crop's pixel centre (i + 0.5) samples the image where project() says
             x, y = project(np.array([[u + 0.5, v + 0.5]], np.float32), m)[0]
             ref = cv2.getRectSubPix(image, (1, 1), (float(x) - 0.5, float(y) - 0.5))[0, 0]
             assert np.abs(ref.astype(int) - patch[v, u].astype(int)).max() <= 2
+            # default (MediaPipe's ImageToTensor): crop index i reads image index project(i)
+            x, y = project(np.array([[u, v]], np.float32), m)[0]
+            ref = cv2.getRectSubPix(image, (1, 1), (float(x), float(y)))[0, 0]
+            assert np.abs(ref.astype(int) - mp_patch[v, u].astype(int)).max() <= 2
