@@ -25,9 +25,10 @@ Sources (nothing is downloaded):
     found in this interpreter's matplotlib, else pass ``--grace-hopper PATH`` (any
     mediapipe install has it: mediapipe depends on matplotlib), else the run fails
     unless ``--skip-missing`` drops those images.
-* synthetic faces from ``openvtuber.tracking.sources.synthetic`` (head poses, gaze, a
-  half-closed eye): see ``synthetic_images`` — skipped with a notice while that module
-  does not exist.
+* synthetic faces from ``openvtuber.tracking.sources.synthetic`` (this project's renderer
+  of a textured head at a commanded pose): yaw ±30°, pitch ±20°, roll ±20°, a gaze shift
+  with a half-closed eye, an open mouth, and a frame on a photo background with noise;
+  see ``synthetic_images``.
 
 Images are JPEG (quality 90), at most 480 px on the long side; the folder stays well
 under 1.5 MB (the script fails above ``MAX_TOTAL_BYTES``).
@@ -178,32 +179,43 @@ def other_real_images() -> dict[str, np.ndarray]:
 def synthetic_images() -> dict[str, np.ndarray]:
     """SYNTHETIC POSES — rendered faces from ``openvtuber.tracking.sources.synthetic``.
 
-    6–8 poses: yaw ±30°, pitch ±20°, roll ±20°, gaze shifts, a half-closed eye. Returns
-    {} (with a notice) while that module is not available.
+    Eight poses: yaw ±30°, pitch ±20°, roll ±20°, a gaze shift (both eyes), a half-closed
+    eye, an open mouth, and one on the photo background with pixel noise and dimmer light.
+    Rendered at 640×480 (the renderer's webcam default, head 0.6 m away), then either
+    cropped to a 360×360 head-and-shoulders window at native resolution, like the astronaut
+    views, or (the photo-background frame) the whole frame resized to 480×360.
     """
-    try:
-        from openvtuber.tracking.sources.synthetic import FacePose, SyntheticFace
-    except ImportError as e:
-        print(f"note: no synthetic images ({e}); add them once the synthetic source exists",
-              file=sys.stderr)
-        return {}
-    face = SyntheticFace(width=640, height=480)
+    from openvtuber.tracking.sources.synthetic import FacePose, SyntheticFace
+
+    plain = SyntheticFace(width=640, height=480)
+    # its own renderer: the noise is seeded by (seed, render count), so one render each
+    photo = SyntheticFace(width=640, height=480, background="photo", noise=6.0, light=0.85, seed=7)
+    crop = (140, 80, 360, 360)     # x, y, w, h: the head (centre ≈ (320, 265)) under any of these poses
     poses = {
-        "synth_yaw_p30": FacePose(yaw=30.0),
-        "synth_yaw_m30": FacePose(yaw=-30.0),
-        "synth_pitch_p20": FacePose(pitch=20.0),
-        "synth_pitch_m20": FacePose(pitch=-20.0),
-        "synth_roll_p20": FacePose(roll=20.0),
-        "synth_roll_m20_gaze": FacePose(roll=-20.0, gaze_left_yaw=15.0),
-        "synth_gaze_shift": FacePose(yaw=10.0, gaze_left_yaw=-15.0),
-        "synth_half_closed_eye": FacePose(eye_close_left=0.5),
+        "synth_yaw_p30": (plain, FacePose(yaw=30.0), crop),
+        "synth_yaw_m30_mouth_open": (plain, FacePose(yaw=-30.0, mouth_open=0.7), crop),
+        "synth_pitch_p20": (plain, FacePose(pitch=20.0), crop),
+        "synth_pitch_m20": (plain, FacePose(pitch=-20.0), crop),
+        "synth_roll_p20": (plain, FacePose(roll=20.0, yaw=-10.0), crop),
+        "synth_roll_m20_gaze": (plain, FacePose(roll=-20.0, gaze_left_yaw=15.0, gaze_right_yaw=15.0), crop),
+        "synth_gaze_shift_half_closed": (plain, FacePose(yaw=10.0, gaze_left_yaw=-20.0, gaze_right_yaw=-20.0,
+                                                          gaze_left_pitch=-8.0, gaze_right_pitch=-8.0,
+                                                          eye_close_left=0.5), crop),
+        "synth_photo_noise": (photo, FacePose(yaw=15.0, pitch=-8.0, roll=8.0, x=0.04, mouth_open=0.3), None),
     }
     out = {}
-    for name, pose in poses.items():
-        img, _truth = face.render(pose)
-        # 640×480 → 480×360: the long side limit of the set
-        out[name] = cv2.resize(img, (MAX_SIDE, MAX_SIDE * img.shape[0] // img.shape[1]),
-                               interpolation=cv2.INTER_AREA)
+    for name, (face, pose, box) in poses.items():
+        img, truth = face.render(pose)
+        x, y, w, h = box if box is not None else (0, 0, img.shape[1], img.shape[0])
+        lm = truth.landmarks
+        # the whole face inside the frame, with a margin
+        assert (lm.min(axis=0) >= (x + 16, y + 16)).all() and (lm.max(axis=0) <= (x + w - 16, y + h - 16)).all(), name
+        if box is not None:
+            out[name] = np.ascontiguousarray(img[y:y + h, x:x + w])
+        else:
+            # 640×480 → 480×360: the long side limit of the set
+            out[name] = cv2.resize(img, (MAX_SIDE, MAX_SIDE * img.shape[0] // img.shape[1]),
+                                   interpolation=cv2.INTER_AREA)
     return out
 
 
