@@ -13,7 +13,7 @@ import numpy as np
 
 from . import decode as _decode
 from .anchors import INPUT_SIZE, blazeface_anchors
-from .roi import RotatedRect, warp
+from .roi import RotatedRect, fill_input, warp
 from .runtime import Model, load
 from .weights import model_path
 
@@ -87,9 +87,7 @@ class FaceDetector:
                              interpolation=cv2.INTER_AREA)
             m = m * np.array([[src.shape[1] / image.shape[1]], [src.shape[0] / image.shape[0]]])
         patch = warp(src, m, INPUT_SIZE, cv2.BORDER_CONSTANT)
-        # BGR → RGB and 0..255 → −1..1 in one pass into the reused input buffer
-        np.multiply(patch[..., ::-1], 2.0 / 255.0, out=self._input[0], casting="unsafe")
-        self._input -= 1.0
+        fill_input(patch, self._input[0], 2.0 / 255.0, -1.0)   # RGB, −1..1
         raw_boxes, raw_scores = self.model.run(self._input)
         dets = self._decode(np.ascontiguousarray(raw_boxes[0], dtype=np.float32),
                             np.ascontiguousarray(raw_scores[0, :, 0], dtype=np.float32),

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .roi import RotatedRect, project, rect_from_points, warp
+from .roi import RotatedRect, fill_input, project, rect_from_points, warp
 from .runtime import Model, load
 from .weights import model_path
 
@@ -47,7 +47,7 @@ class IrisLandmarker:
         m = roi.crop_to_image(INPUT_SIZE, flip=mirrored)
         # MediaPipe's iris graph crops (ImageCroppingCalculator) then resizes: pixel centres
         patch = warp(image, m, INPUT_SIZE, half_pixel=True)
-        np.multiply(patch[..., ::-1], 1.0 / 255.0, out=self._input[0], casting="unsafe")
+        fill_input(patch, self._input[0], 1.0 / 255.0)
         contour, iris = self.model.run(self._input)
         # ``m`` already contains the mirror, so projecting undoes it
         return EyeResult(project(iris.reshape(5, 3), m), project(contour.reshape(71, 3), m), roi)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .roi import RotatedRect, project, rect_from_points, warp
+from .roi import RotatedRect, fill_input, project, rect_from_points, warp
 from .runtime import Model, load
 from .weights import model_path
 
@@ -40,7 +40,7 @@ class FaceLandmarker:
     def run(self, image: np.ndarray, roi: RotatedRect) -> LandmarkResult:
         m = roi.crop_to_image(INPUT_SIZE)
         patch = warp(image, m, INPUT_SIZE)
-        np.multiply(patch[..., ::-1], 1.0 / 255.0, out=self._input[0], casting="unsafe")
+        fill_input(patch, self._input[0], 1.0 / 255.0)
         raw, flag = self.model.run(self._input)
         pts = project(raw.reshape(NUM_LANDMARKS, 3), m)
         presence = float(1.0 / (1.0 + np.exp(-np.clip(float(flag.ravel()[0]), -100.0, 100.0))))
