@@ -29,6 +29,7 @@ test: install
 
 bench: install
 	$(VENV)/bin/openvtuber bench $(ARGS)
+	$(VENV)/bin/openvtuber accuracy
 
 clean:
 	rm -rf $(VENV) build models/_decode.c models/_decode*.so models/weights *.egg-info

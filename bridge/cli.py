@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--threads", type=_positive_int, default=1, help="inference threads (default 1)")
     tr.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=None,
                     help="pace the demo source at 30 fps (default: on for demo)")
+    tr.add_argument("--calibrate", action="store_true",
+                    help="take the first second of a relaxed face looking at the camera as neutral and save it")
 
     be = sub.add_parser("bench", help="time the pipeline per stage (median/p90/p99 ms)")
     be.add_argument("--source", default="demo", help="'demo' (default), a video file or an image folder")
@@ -52,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--runtime", choices=("auto", "litert", "opencv"), default="auto",
                     help="runtime reported at the top level (both are measured)")
     be.add_argument("--json", action="store_true", help="print one JSON object")
+
+    ac = sub.add_parser("accuracy", help="solver accuracy on synthetic clips with known answers")
+    ac.add_argument("--json", action="store_true", help="print one JSON object")
+    ac.add_argument("--uncalibrated", action="store_true", help="use the defaults instead of calibrating first")
     return ap
 
 
@@ -62,13 +68,18 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         status = StatusLine()
         summary = run_track(TrackOptions(args.source, args.jsonl, args.frames, args.preview, args.runtime,
-                                         args.threads, args.loop, args.landmarks, args.realtime), status)
+                                         args.threads, args.loop, args.landmarks, args.realtime,
+                                         args.calibrate), status)
         status.message(summary.line())
         return 0
     if args.command == "bench":
         from .bench import BenchOptions, main_bench
 
         return main_bench(BenchOptions(args.source, args.frames, args.runtime, args.json))
+    if args.command == "accuracy":
+        from .accuracy import main_accuracy
+
+        return main_accuracy(args.json, args.uncalibrated)
     raise AssertionError(args.command)
 
 

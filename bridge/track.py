@@ -9,9 +9,11 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
+from ..tracking.calibration import Calibration
 from ..tracking.frames import BadFrame
 from ..tracking.pipeline import FaceObservation, FacePipeline
 from ..tracking.sources import open_source
+from ..tracking.tracker import FaceTracker
 from .preview import Preview, PreviewUnavailable
 from .records import JsonlWriter, make_record
 from .status import StatusLine
@@ -28,6 +30,7 @@ class TrackOptions:
     loop: bool = False
     landmarks: bool = False
     realtime: bool | None = None
+    calibrate: bool = False
 
 
 @dataclass
@@ -67,6 +70,18 @@ class _Rate:
         return 1.0 / self.interval if self.interval > 0 else 0.0
 
 
+CALIBRATION_FRAMES = 30          # ≈ 1 s of a neutral face at 30 fps
+
+
+def load_calibration(warn) -> Calibration:  # noqa: ANN001 - a message callback
+    """The saved calibration, or the defaults (with one line) when the file is damaged."""
+    try:
+        return Calibration.load()
+    except ValueError as e:
+        warn(f"{e}; using the defaults")
+        return Calibration.default()
+
+
 def _open_output(path: str | None) -> contextlib.AbstractContextManager[TextIO | None]:
     if path is None:
         return contextlib.nullcontext(None)
@@ -81,6 +96,15 @@ def run_track(opts: TrackOptions, status: StatusLine | None = None) -> TrackSumm
     status = status or StatusLine()
     source = open_source(opts.source, loop=opts.loop, realtime=opts.realtime, on_status=status.message)
     pipeline = FacePipeline(opts.runtime, opts.threads, tracking=not source.independent_frames)
+    tracker = FaceTracker(pipeline, calibration=load_calibration(status.message))
+    stills = source.independent_frames
+    if opts.calibrate:
+        if stills:
+            status.message("--calibrate needs a camera, video or demo source, not still images: skipped")
+        else:
+            status.message("calibrating: look at the camera with a relaxed face for a second")
+            tracker.calibrate(CALIBRATION_FRAMES)
+            tracker.on_calibrated = lambda cal: status.message(f"calibrated on {cal.frames} frames, saved to {cal.save()}")
     preview = None
     if opts.preview:
         try:
@@ -108,17 +132,22 @@ def run_track(opts: TrackOptions, status: StatusLine | None = None) -> TrackSumm
                 if obs is not None:
                     summary.found += obs.found
                     times.append(obs.times.total)
+                state = tracker.update(obs or FaceObservation(False), frame.t, frame.index, frame.path, stills)
                 if writer:
-                    writer.write(make_record(frame, obs, opts.landmarks))
+                    writer.write(make_record(frame, obs, opts.landmarks,
+                                             state.record_values() if state.valid else None))
                 fps = rate.tick()
                 ms = obs.times.total if obs is not None else 0.0
-                face = "yes" if obs is not None and obs.found else "no "
+                face = "yes" if state.found else "no "
                 text = (f"{source.name} | {fps:5.1f} fps | {ms:4.1f} ms/frame | face {face} | "
+                        f"yaw {state.yaw:+5.1f} pitch {state.pitch:+5.1f} roll {state.roll:+5.1f} | "
                         f"{pipeline.runtime} | frame {frame.index}")
+                if tracker.calibrating:
+                    text += " | calibrating"
                 if summary.dropped:
                     text += f" | dropped {summary.dropped}"
                 status.update(text)
-                if preview is not None and not preview.show(frame.image, obs, text):
+                if preview is not None and not preview.show(frame.image, obs, state, tracker, text):
                     break
                 if opts.frames is not None and summary.frames >= opts.frames:
                     break

@@ -1,0 +1,73 @@
+"""Calibration: measured from a neutral face, saved to the config folder, loaded next time."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from openvtuber.tracking import evaluation as ev
+from openvtuber.tracking.calibration import Calibration, config_dir
+from openvtuber.tracking.sources.synthetic import FacePose
+
+
+@pytest.fixture(autouse=True)
+def _config(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENVTUBER_CONFIG_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_defaults_without_a_file():
+    cal = Calibration.load()
+    assert not cal.calibrated and cal.eye_open_right > 0 and cal.gaze_gain[0] > 0
+
+
+def test_save_and_load_round_trip(tmp_path):
+    cal = Calibration.default()
+    cal.calibrated = True
+    cal.neutral_rotation = (0.0, 0.1, 0.0, 0.99498743710662)
+    path = cal.save()
+    assert path.parent == config_dir() == tmp_path
+    back = Calibration.load()
+    assert back == Calibration.from_dict(json.loads(path.read_text()))
+    assert back.calibrated and back.neutral_rotation == pytest.approx(cal.neutral_rotation)
+
+
+@pytest.mark.parametrize("content,needle", [
+    ("{not json", "unreadable"),
+    ('["a list"]', "not a JSON object"),
+    ('{"eye_open_right": "wide"}', "eye_open_right"),
+    ('{"neutral_rotation": [0, 0, 0, 7]}', "unit quaternion"),
+    ('{"gaze_gain": [1, NaN]}', "gaze_gain"),
+])
+def test_damaged_file_is_a_one_line_error_naming_the_file(tmp_path, content, needle):
+    (tmp_path / "calibration.json").write_text(content)
+    with pytest.raises(ValueError) as e:
+        Calibration.load()
+    assert needle in str(e.value) and "calibration.json" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_calibrating_a_tracker_measures_the_neutral_face():
+    tracker = ev.default_tracker()
+    tracker.calibrate(20)
+    states, _ = ev.run_clip([FacePose(yaw=12.0, pitch=-6.0)] * 26, tracker)
+    cal = tracker.calibration
+    assert cal.calibrated and cal.frames == 20
+    # that pose is now neutral: the output settles near zero
+    tail = states[-3:]
+    assert all(abs(s.yaw) < 1.0 and abs(s.pitch) < 1.0 for s in tail)
+    assert all(s.eye_open_left > 0.9 and s.eye_open_right > 0.9 for s in tail)
+
+
+def test_track_calibrate_saves_and_next_run_loads(tmp_path):
+    cli = [sys.executable, "-m", "openvtuber.bridge.cli", "track", "demo", "--no-realtime", "--frames", "40"]
+    env = {**__import__("os").environ, "OPENVTUBER_CONFIG_DIR": str(tmp_path)}
+    proc = subprocess.run([*cli, "--calibrate"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "calibrated on 30 frames, saved to" in proc.stderr
+    saved = json.loads((tmp_path / "calibration.json").read_text())
+    assert saved["calibrated"] is True and saved["frames"] == 30
+    (tmp_path / "calibration.json").write_text("{broken")
+    proc = subprocess.run(cli, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0 and "using the defaults" in proc.stderr and "Traceback" not in proc.stderr

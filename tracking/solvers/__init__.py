@@ -1,0 +1,1 @@
+"""Solvers: pure functions from landmarks to rig values (head, eyes, gaze, mouth, brows)."""

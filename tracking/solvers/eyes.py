@@ -1,0 +1,89 @@
+"""Eye openness and gaze, per eye.
+
+Openness: the lid gap (three upper/lower point pairs of the iris network's eye contour)
+over the eye's corner-to-corner width, measured on the de-rotated face (head frame), so a
+head pitched down does not foreshorten the gap into a "blink". Mapped to 0..1 between a
+closed and an open ratio (calibration sets them).
+
+Gaze: where the iris centre sits in its eye, in the eye's own frame (along the corner
+line and across it), as a fraction of the eye's width. That is local to each eye, so an
+error in the head pose does not leak into the gaze. Eyes move together, so the two eyes'
+offsets are merged with weights that favour the eye turned toward the camera (the far eye
+is foreshortened and its iris read is poor) and ignore a closing eye; a calibrated gain
+turns the offset into degrees (``gaze_angles``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+# Iris-network contour indices (same order as face-mesh points 33,7,163,144,145,153,154,155,
+# 133,246,161,160,159,158,157,173 for the right eye; mirrored for the left).
+OUTER, INNER = 0, 8
+LOWER = [3, 4, 5]
+UPPER = [11, 12, 13]
+
+
+@dataclass
+class EyeMeasure:
+    """Raw per-eye measurement: ``ratio`` lid gap / eye width; ``offset`` the iris position in
+    the eye (eye widths, toward the person's left and up), before any neutral offset."""
+
+    ratio: float
+    offset: tuple[float, float]
+
+
+def eye_ratio(contour_model: np.ndarray) -> float:
+    """Lid gap over eye width on a de-rotated (head-frame) contour."""
+    dx = contour_model[OUTER, 0] - contour_model[INNER, 0]
+    dy = contour_model[OUTER, 1] - contour_model[INNER, 1]
+    width = math.hypot(dx, dy)
+    if width <= 1e-9:
+        return 0.0
+    gap = float((contour_model[UPPER, 1] - contour_model[LOWER, 1]).sum()) / len(UPPER)
+    return max(0.0, gap / width)
+
+
+def iris_offset(contour_px: np.ndarray, iris_px: np.ndarray, right_eye: bool) -> tuple[float, float]:
+    """Iris centre relative to the eye-corner midpoint, in eye widths: (toward the person's
+    own left, up), in the eye's own rotated image frame."""
+    outer, inner = contour_px[OUTER, :2], contour_px[INNER, :2]
+    u = (inner - outer) if right_eye else (outer - inner)      # points to the person's left
+    width = math.hypot(float(u[0]), float(u[1]))
+    if width <= 1e-9:
+        return 0.0, 0.0
+    u = u / width
+    d = iris_px[:2] - (outer + inner) * 0.5
+    # "up" is u turned a quarter toward −y (image y points down)
+    return float(d @ u) / width, float(d[0] * u[1] - d[1] * u[0]) / width
+
+
+def measure_eye(contour_model: np.ndarray, contour_px: np.ndarray, iris_px: np.ndarray,
+                right_eye: bool) -> EyeMeasure:
+    """``contour_model``: the first 16 contour points in the head frame (for the lid ratio);
+    ``contour_px``/``iris_px``: the same in image pixels (for the iris offset)."""
+    return EyeMeasure(eye_ratio(contour_model), iris_offset(contour_px, iris_px, right_eye))
+
+
+def near_eye_weight(head_yaw: float) -> float:
+    """Weight of the right eye's reading: turning to one's own left (yaw > 0) brings the
+    right eye toward the camera."""
+    return min(0.95, max(0.05, 0.5 + head_yaw / 50.0))
+
+
+def gaze_angles(offset: tuple[float, float], gain: tuple[float, float]) -> tuple[float, float]:
+    """Offset (eye widths, neutral removed) → (yaw, pitch) degrees; ``gain`` is the offset
+    of a 90° turn (the iris moves with the sine of the eye's rotation)."""
+    yaw = math.degrees(math.asin(max(-1.0, min(1.0, offset[0] / gain[0]))))
+    pitch = math.degrees(math.asin(max(-1.0, min(1.0, offset[1] / gain[1]))))
+    return yaw, pitch
+
+
+def openness(ratio: float, closed: float, opened: float) -> float:
+    """0 closed … 1 open (as calibrated), clamped."""
+    span = opened - closed
+    if span <= 1e-9:
+        return 1.0
+    return float(min(1.0, max(0.0, (ratio - closed) / span)))

@@ -1,0 +1,48 @@
+"""All raw measurements of one face: the rigid fit, head pose, both eyes, mouth, brows."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .eyes import EyeMeasure, measure_eye
+from .head import Camera, FaceFit, HeadPose, fit_face, solve_pnp, solve_rigid
+from .mouth import BrowMeasure, MouthMeasure, measure_brows, measure_mouth
+
+# A rigid-fit residual above this (metres) means the crop did not hold a face-shaped face.
+MAX_FIT_RMSE = 0.012
+
+
+@dataclass
+class RawFace:
+    fit: FaceFit
+    pose: HeadPose
+    right: EyeMeasure
+    left: EyeMeasure
+    mouth: MouthMeasure
+    brows: BrowMeasure
+
+
+def measure_face(landmarks: np.ndarray, right_eye: tuple[np.ndarray, np.ndarray],
+                 left_eye: tuple[np.ndarray, np.ndarray], camera: Camera, method: str = "rigid",
+                 previous: HeadPose | None = None) -> RawFace | None:
+    """``*_eye`` = (contour (71, 3), iris (5, 3)) in pixels. None when the landmarks are
+    degenerate (NaN, collapsed, or not face-shaped)."""
+    fit = fit_face(landmarks)
+    if fit is None or fit.rmse > MAX_FIT_RMSE:
+        return None
+    if method == "pnp":
+        pose = solve_pnp(landmarks, camera, previous)
+        if pose is None:
+            return None
+    else:
+        pose = solve_rigid(fit, camera)
+    # one transform for everything the other solvers read: the face and both lid contours
+    stack = np.concatenate([landmarks, right_eye[0][:16], left_eye[0][:16]])
+    if not (np.isfinite(stack).all() and np.isfinite(right_eye[1][0]).all() and np.isfinite(left_eye[1][0]).all()):
+        return None
+    m = fit.to_model(stack)
+    n = len(landmarks)
+    right = measure_eye(m[n:n + 16], right_eye[0], right_eye[1][0], right_eye=True)
+    left = measure_eye(m[n + 16:n + 32], left_eye[0], left_eye[1][0], right_eye=False)
+    return RawFace(fit, pose, right, left, measure_mouth(m), measure_brows(m))
