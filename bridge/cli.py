@@ -27,6 +27,13 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _port(text: str) -> int:
+    v = _positive_int(text)
+    if v > 65535:
+        raise argparse.ArgumentTypeError(f"{v} is not a port (1–65535)")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="openvtuber", description="Real-time face capture for VTubers.")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
@@ -55,6 +62,32 @@ def build_parser() -> argparse.ArgumentParser:
                     help="runtime reported at the top level (both are measured)")
     be.add_argument("--json", action="store_true", help="print one JSON object")
 
+    ru = sub.add_parser("run", help="track and drive the avatar outputs (VMC)")
+    ru.add_argument("--source", default="auto",
+                    help="camera index, video, image folder, 'demo', 'replay:FILE.jsonl', or 'auto' (default)")
+    ru.add_argument("--vmc", default="127.0.0.1:39539", metavar="HOST:PORT",
+                    help="send VMC to this receiver (default 127.0.0.1:39539)")
+    ru.add_argument("--no-vmc", action="store_true", help="do not send VMC")
+    ru.add_argument("--vmc-in", type=_port, metavar="PORT", help="also receive VMC (e.g. a body tracker) and merge it")
+    ru.add_argument("--blendshapes", choices=("vrm0", "vrm1", "arkit"), default="vrm0",
+                    help="VMC blendshape names: VRM 0.x (default), VRM 1.0, or VRM 0.x + ARKit perfect sync")
+    ru.add_argument("--frames", type=_positive_int, metavar="N", help="stop after N source frames")
+    ru.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True,
+                    help="the avatar moves as your mirror image (default on)")
+    ru.add_argument("--runtime", choices=("auto", "litert", "opencv"), default="auto")
+    ru.add_argument("--threads", type=_positive_int, default=1)
+    ru.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=None,
+                    help="pace the demo source and replays at their own rate (default on)")
+    ru.add_argument("--calibrate", action="store_true", help="take the first second as your neutral face and save it")
+
+    rp = sub.add_parser("replay", help="play a --jsonl recording through the rig and outputs (= run --source replay:FILE)")
+    rp.add_argument("file")
+    rp.add_argument("--vmc", default="127.0.0.1:39539", metavar="HOST:PORT")
+    rp.add_argument("--no-vmc", action="store_true")
+    rp.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True)
+    rp.add_argument("--blendshapes", choices=("vrm0", "vrm1", "arkit"), default="vrm0")
+    rp.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=None)
+
     ac = sub.add_parser("accuracy", help="solver accuracy on synthetic clips with known answers")
     ac.add_argument("--json", action="store_true", help="print one JSON object")
     ac.add_argument("--uncalibrated", action="store_true", help="use the defaults instead of calibrating first")
@@ -76,6 +109,22 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .bench import BenchOptions, main_bench
 
         return main_bench(BenchOptions(args.source, args.frames, args.runtime, args.json))
+    if args.command in ("run", "replay"):
+        from .rig import RigOptions
+        from .run import RunOptions, run_bridge
+        from .status import StatusLine
+
+        status = StatusLine()
+        if args.command == "replay":
+            opts = RunOptions(source=f"replay:{args.file}", vmc=None if args.no_vmc else args.vmc,
+                              blendshapes=args.blendshapes, realtime=args.realtime, rig=RigOptions(mirror=args.mirror))
+        else:
+            opts = RunOptions(args.source, None if args.no_vmc else args.vmc, args.frames, args.mirror, args.vmc_in,
+                              args.blendshapes, args.runtime, args.threads, args.realtime, args.calibrate,
+                              RigOptions(mirror=args.mirror))
+        summary = run_bridge(opts, status)
+        status.message(summary.line())
+        return 1 if summary.error else 0
     if args.command == "accuracy":
         from .accuracy import main_accuracy
 
@@ -93,10 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     from ..models.runtime import RuntimeUnavailable
     from ..models.weights import ModelFileError
     from ..tracking.sources.base import SourceError
+    from .vmc_out import VmcTargetError
 
     try:
         return _dispatch(args)
-    except (SourceError, ModelFileError, RuntimeUnavailable) as e:
+    except (SourceError, ModelFileError, RuntimeUnavailable, VmcTargetError) as e:
         print(f"openvtuber: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,165 @@
+"""``openvtuber run``: the long-running bridge.
+
+A tracker thread reads the source, runs ``FaceTracker`` (or replays a recording), rigs
+each ``FaceState`` into an ``AvatarPose``, merges what a ``--vmc-in`` performer sends,
+and publishes to the outputs (VMC now; the page and the virtual camera plug in the same
+way). The main thread only prints the status line and waits for Ctrl-C, so stopping is
+quick whatever an output is doing.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from ..tracking.frames import BadFrame
+from ..tracking.pipeline import FaceObservation, FacePipeline
+from ..tracking.sources import open_source
+from ..tracking.tracker import FaceTracker
+from .outputs import OutputHub
+from .replay import ReplaySource
+from .rig import RigOptions, rig
+from .status import StatusLine
+from .track import CALIBRATION_FRAMES, load_calibration
+from .vmc_out import VmcSender, parse_target
+
+
+@dataclass
+class RunOptions:
+    source: str = "auto"
+    vmc: str | None = "127.0.0.1:39539"          # None: no VMC output
+    frames: int | None = None
+    mirror: bool = True
+    vmc_in: int | None = None
+    blendshapes: str = "vrm0"
+    runtime: str = "auto"
+    threads: int = 1
+    realtime: bool | None = None
+    calibrate: bool = False
+    rig: RigOptions = field(default_factory=RigOptions)
+
+
+@dataclass
+class RunSummary:
+    frames: int = 0
+    found: int = 0
+    interrupted: bool = False
+    error: str = ""
+
+    def line(self) -> str:
+        s = f"ran {self.frames} frames, face found on {self.found}"
+        if self.error:
+            s += f"; tracking stopped: {self.error}"
+        return s + (" (stopped)" if self.interrupted else "")
+
+
+class Bridge:
+    """Wires source → tracker → rig → outputs; ``start``/``stop`` from any thread."""
+
+    def __init__(self, opts: RunOptions, status: StatusLine):
+        self.opts = opts
+        self.status = status
+        self.stop_event = threading.Event()
+        self.summary = RunSummary()
+        self.hub = OutputHub()
+        self.receiver = None
+        self.tracker: FaceTracker | None = None
+        self.fps = 0.0
+        # everything that can fail on bad user input fails here, before any thread starts
+        if opts.vmc is not None:
+            host, port = parse_target(opts.vmc)
+            self.vmc = VmcSender(host, port, opts.blendshapes)
+        else:
+            self.vmc = None
+        if opts.vmc_in is not None:
+            from .vmc_in import VmcReceiver
+
+            self.receiver = VmcReceiver(port=opts.vmc_in)
+        if opts.source.startswith("replay:"):
+            self.source = ReplaySource(opts.source[len("replay:"):], realtime=opts.realtime is not False)
+        else:
+            self.source = open_source(opts.source, realtime=opts.realtime, on_status=status.message)
+            pipeline = FacePipeline(opts.runtime, opts.threads, tracking=not self.source.independent_frames)
+            self.tracker = FaceTracker(pipeline, calibration=load_calibration(status.message))
+            if opts.calibrate:
+                status.message("calibrating: look at the camera with a relaxed face for a second")
+                self.tracker.calibrate(CALIBRATION_FRAMES)
+                self.tracker.on_calibrated = lambda cal: status.message(
+                    f"calibrated on {cal.frames} frames, saved to {cal.save()}")
+        if self.vmc is not None:
+            self.hub.add(self.vmc)
+        self.thread = threading.Thread(target=self._loop, name="tracker", daemon=True)
+
+    def _states(self):
+        if self.tracker is None:                  # replay: the recording holds the states
+            yield from self.source
+            return
+        stills = self.source.independent_frames
+        for frame in self.source:
+            try:
+                obs = self.tracker.pipeline.process(frame.image)
+            except BadFrame:
+                obs = FaceObservation(False)
+            yield self.tracker.update(obs, frame.t, frame.index, frame.path, stills)
+
+    def _loop(self) -> None:
+        last = time.monotonic()
+        try:
+            for state in self._states():
+                calibrated = self.tracker.calibration.calibrated if self.tracker else False
+                pose = rig(state, self.opts.rig, calibrated)
+                if self.receiver is not None:
+                    from .vmc_in import merge
+
+                    pose = merge(pose, self.receiver.snapshot())
+                self.hub.publish(pose)
+                self.summary.frames += 1
+                self.summary.found += state.found
+                now = time.monotonic()
+                self.fps = 0.9 * self.fps + 0.1 / max(now - last, 1e-6) if self.fps else 1.0 / max(now - last, 1e-6)
+                last = now
+                if self.stop_event.is_set() or (self.opts.frames and self.summary.frames >= self.opts.frames):
+                    break
+        except Exception as e:  # the source broke mid-run: report it in the summary, stop cleanly
+            self.summary.error = f"{type(e).__name__}: {e}"
+        finally:
+            self.stop_event.set()
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def status_text(self) -> str:
+        parts = [self.source.name, f"{self.fps:5.1f} fps"]
+        if self.tracker is not None:
+            parts.append(f"face {'yes' if self.summary.found and self.tracker.last_raw is not None else 'no '}")
+            parts.append(self.tracker.pipeline.runtime)
+        hub = self.hub.status()
+        if hub:
+            parts.append(hub)
+        if self.receiver is not None:
+            parts.append(self.receiver.status())
+        parts.append(f"frame {self.summary.frames}")
+        return " | ".join(parts)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.source.close()
+        self.thread.join(1.5)
+        self.hub.close(timeout=0.5)
+        if self.receiver is not None:
+            self.receiver.close()
+
+
+def run_bridge(opts: RunOptions, status: StatusLine | None = None) -> RunSummary:
+    status = status or StatusLine()
+    bridge = Bridge(opts, status)
+    bridge.start()
+    try:
+        while not bridge.stop_event.wait(0.1):
+            status.update(bridge.status_text())
+    except KeyboardInterrupt:
+        bridge.summary.interrupted = True
+    finally:
+        bridge.stop()
+        status.end()
+    return bridge.summary
