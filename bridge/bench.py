@@ -105,6 +105,28 @@ def time_decode(frame: np.ndarray, repeat: int = 2000) -> dict[str, dict[str, fl
     return result
 
 
+def time_rig_and_vmc(frames: list[np.ndarray], repeat: int = 3) -> dict[str, dict[str, float]]:
+    """ms per frame of the rig and of the VMC encoding (default VRM 0.x set), on this clip's states."""
+    from ..protocols.vmc_encode import encode_frame
+    from .rig import RigOptions, rig
+
+    tracker = FaceTracker(FacePipeline("auto", threads=1))
+    states = [tracker.update(tracker.pipeline.process(img), i / 30.0, i) for i, img in enumerate(frames)]
+    opts = RigOptions()
+    rig_ms, enc_ms, both = [], [], []
+    for _ in range(repeat):
+        for st in states:
+            t0 = time.perf_counter()
+            pose = rig(st, opts)
+            t1 = time.perf_counter()
+            encode_frame(pose, st.t or 0.0)
+            t2 = time.perf_counter()
+            rig_ms.append((t1 - t0) * 1e3)
+            enc_ms.append((t2 - t1) * 1e3)
+            both.append((t2 - t0) * 1e3)
+    return {"rig": percentiles(rig_ms), "vmc_encode": percentiles(enc_ms), "rig_plus_vmc": percentiles(both)}
+
+
 def run_bench(opts: BenchOptions) -> dict:
     chosen = resolve_runtime(opts.runtime)
     frames = load_frames(opts.source, opts.frames)
@@ -116,6 +138,7 @@ def run_bench(opts: BenchOptions) -> dict:
         report["runtimes"][rt] = {mode: time_mode(frames, rt, mode, opts.warmup) for mode in ("tracking", "detection")}
     report["total_ms"] = report["runtimes"][chosen]["tracking"]["total"]
     report["decode_us"] = time_decode(frames[0])
+    report["outputs_ms"] = time_rig_and_vmc(frames)
     return report
 
 
@@ -140,6 +163,9 @@ def format_report(r: dict) -> str:
     lines.append(f"{r['runtime']} tracking total: median {t['median']:.3f} ms, p90 {t['p90']:.3f}, p99 {t['p99']:.3f}")
     sv = r["runtimes"][r["runtime"]]["tracking"]["solvers"]
     lines.append(f"solvers + filters on top: median {sv['median']:.3f} ms, p99 {sv['p99']:.3f}")
+    o = r["outputs_ms"]
+    lines.append(f"rig median {o['rig']['median']:.3f} ms + VMC encode {o['vmc_encode']['median']:.3f} ms = "
+                 f"{o['rig_plus_vmc']['median']:.3f} ms (p99 {o['rig_plus_vmc']['p99']:.3f})")
     return "\n".join(lines)
 
 
