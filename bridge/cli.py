@@ -88,10 +88,24 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--blendshapes", choices=("vrm0", "vrm1", "arkit"), default="vrm0")
     rp.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=None)
 
+    ex = sub.add_parser("export-vmd", help="turn a --jsonl recording into an MMD motion file")
+    ex.add_argument("recording", help="a file written by openvtuber track SOURCE --jsonl FILE")
+    ex.add_argument("out", help="the .vmd file to write")
+    ex.add_argument("--model-bones", metavar="NAMES",
+                    help="comma-separated bones to key (default: those of 上半身,首,頭,両目,左目,右目 the rig drives)")
+    ex.add_argument("--reduce", type=float, metavar="EPS",
+                    help="drop keys that linear interpolation reproduces within EPS (degrees / weight)")
+    ex.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True)
+    ex.add_argument("--model-name", default="OpenVtuber")
+
     ac = sub.add_parser("accuracy", help="solver accuracy on synthetic clips with known answers")
     ac.add_argument("--json", action="store_true", help="print one JSON object")
     ac.add_argument("--uncalibrated", action="store_true", help="use the defaults instead of calibrating first")
     return ap
+
+
+class SourceErrorLike(ValueError):
+    """A bad argument found after parsing; printed as one line with exit code 2."""
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -125,6 +139,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         summary = run_bridge(opts, status)
         status.message(summary.line())
         return 1 if summary.error else 0
+    if args.command == "export-vmd":
+        from .export_vmd import export_vmd, parse_bones
+
+        try:
+            bones = parse_bones(args.model_bones)
+        except ValueError as e:
+            raise SourceErrorLike(str(e)) from None
+        stats, skipped = export_vmd(args.recording, args.out, bones, args.reduce, args.mirror, args.model_name)
+        print(f"wrote {args.out}: {stats.frames} frames, {stats.bone_keys} bone keys, {stats.morph_keys} morph keys"
+              + (f", {skipped} malformed lines skipped" if skipped else ""), file=sys.stderr)
+        return 0
     if args.command == "accuracy":
         from .accuracy import main_accuracy
 
@@ -146,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return _dispatch(args)
-    except (SourceError, ModelFileError, RuntimeUnavailable, VmcTargetError) as e:
+    except (SourceError, ModelFileError, RuntimeUnavailable, VmcTargetError, SourceErrorLike) as e:
         print(f"openvtuber: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
