@@ -18,7 +18,8 @@ from ..models import decode as decode_mod
 from ..models.anchors import INPUT_SIZE, blazeface_anchors
 from ..models.runtime import RUNTIMES, litert_available, resolve_runtime
 from ..tracking.pipeline import FacePipeline
-from ..tracking.sources import open_source
+from ..tracking.frames import BadFrame, normalize_frame
+from ..tracking.sources import SourceError, open_source
 from ..tracking.tracker import FaceTracker
 
 STAGES = ("detect", "landmarks", "iris", "total", "solvers")
@@ -49,9 +50,21 @@ def load_frames(source: str, n: int) -> list[np.ndarray]:
     else:
         src = open_source(source, loop=True, realtime=False)
     try:
-        return [f.image for f in itertools.islice(src, n)]
+        frames = [f.image for f in itertools.islice(src, n)]
     finally:
         src.close()
+    frames = [img for img in frames if _usable(img)]
+    if not frames:
+        raise SourceError(f"{source}: no usable frame could be read to benchmark")
+    return frames
+
+
+def _usable(image: np.ndarray) -> bool:
+    try:
+        normalize_frame(image)
+    except BadFrame:
+        return False
+    return True
 
 
 def time_mode(frames: list[np.ndarray], runtime: str, mode: str, warmup: int) -> dict:

@@ -1,8 +1,8 @@
 """The ``--jsonl`` tracking record: one flat JSON object per source frame.
 
 Keys and meaning are fixed by DESIGN.md ("Tracking output"); scripts outside the
-project read them, so this list only ever grows. Values the solvers do not fill yet
-are ``null``.
+project read them, so this list only ever grows. Values are ``null`` until a face was
+seen; after a loss they hold, then ease to neutral, while ``found`` is false.
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from ..tracking.pipeline import FaceObservation
 from ..tracking.sources.base import Frame
+from ..tracking.state import FaceState
 
 RECORD_KEYS = (
     "frame", "t", "path", "found", "confidence",
@@ -31,33 +31,22 @@ def _num(v: Any) -> float | None:
     return round(v, 6) if math.isfinite(v) else None
 
 
-def landmark_list(obs: FaceObservation) -> list[list[float]] | None:
-    """468 face points, then the person's right iris (5) and left iris (5): MediaPipe's
-    478-point order (468 = right iris centre, 473 = left iris centre)."""
-    if not obs.found or obs.landmarks is None:
-        return None
-    pts = [obs.landmarks]
-    for eye in (obs.right_eye, obs.left_eye):
-        if eye is not None:
-            pts.append(eye.iris)
-    return np.round(np.concatenate(pts), 2).tolist()
-
-
-def make_record(frame: Frame, obs: FaceObservation | None, landmarks: bool = False,
-                values: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One record; ``obs`` None means the frame was dropped (bad frame). ``values`` carries
-    solver outputs keyed by record key."""
+def make_record(frame: Frame, state: FaceState, landmarks: bool = False) -> dict[str, Any]:
+    """One record of the tracker's output for ``frame``. ``found``/``confidence`` are the
+    tracker's (a crop the solvers reject is not a face); values are null until a face was
+    seen. ``landmarks``: 468 face points, then the person's right iris (5) and left iris (5),
+    MediaPipe's 478-point order (468 = right iris centre, 473 = left iris centre)."""
     rec: dict[str, Any] = dict.fromkeys(RECORD_KEYS)
     rec["frame"] = frame.index
     rec["t"] = _num(frame.t)
     rec["path"] = frame.path
-    rec["found"] = bool(obs is not None and obs.found)
-    rec["confidence"] = _num(obs.confidence) if obs is not None else 0.0
-    for k, v in (values or {}).items():
-        if k in rec and k not in ("frame", "t", "path", "found", "confidence"):
+    rec["found"] = bool(state.found)
+    rec["confidence"] = _num(state.confidence)
+    if state.valid:
+        for k, v in state.record_values().items():
             rec[k] = _num(v)
     if landmarks:
-        rec["landmarks"] = landmark_list(obs) if obs is not None else None
+        rec["landmarks"] = np.round(state.landmarks, 2).tolist() if state.landmarks is not None else None
     return rec
 
 

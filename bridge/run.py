@@ -20,7 +20,7 @@ from .outputs import OutputHub
 from .replay import ReplaySource
 from .rig import RigOptions, rig
 from .status import StatusLine
-from .track import CALIBRATION_FRAMES, load_calibration
+from .track import CALIBRATION_FRAMES, load_calibration, saving_calibration
 from .vmc_out import VmcSender, parse_target
 
 
@@ -78,14 +78,14 @@ class Bridge:
         if opts.source.startswith("replay:"):
             self.source = ReplaySource(opts.source[len("replay:"):], realtime=opts.realtime is not False)
         else:
+            pipeline = FacePipeline(opts.runtime, opts.threads)   # models first: fail before a camera turns on
             self.source = open_source(opts.source, realtime=opts.realtime, on_status=status.message)
-            pipeline = FacePipeline(opts.runtime, opts.threads, tracking=not self.source.independent_frames)
+            pipeline.tracking = not self.source.independent_frames
             self.tracker = FaceTracker(pipeline, calibration=load_calibration(status.message))
             if opts.calibrate:
                 status.message("calibrating: look at the camera with a relaxed face for a second")
                 self.tracker.calibrate(CALIBRATION_FRAMES)
-                self.tracker.on_calibrated = lambda cal: status.message(
-                    f"calibrated on {cal.frames} frames, saved to {cal.save()}")
+                self.tracker.on_calibrated = saving_calibration(status.message)
         if self.vmc is not None:
             self.hub.add(self.vmc)
         self.thread = threading.Thread(target=self._loop, name="tracker", daemon=True)

@@ -82,6 +82,17 @@ def load_calibration(warn) -> Calibration:  # noqa: ANN001 - a message callback
         return Calibration.default()
 
 
+def saving_calibration(say):  # noqa: ANN001 - a message callback
+    """``on_calibrated`` callback: save, and say where; a folder that cannot be written only
+    costs the saving, never the session."""
+    def _saved(cal: Calibration) -> None:
+        try:
+            say(f"calibrated on {cal.frames} frames, saved to {cal.save()}")
+        except OSError as e:
+            say(f"calibrated on {cal.frames} frames (used now, not saved: {e.strerror or e})")
+    return _saved
+
+
 def _open_output(path: str | None) -> contextlib.AbstractContextManager[TextIO | None]:
     if path is None:
         return contextlib.nullcontext(None)
@@ -94,8 +105,9 @@ def run_track(opts: TrackOptions, status: StatusLine | None = None) -> TrackSumm
     """Track until the source ends, ``frames`` are done, or Ctrl-C. Raises SourceError etc.
     for problems found at start (the CLI turns them into one line)."""
     status = status or StatusLine()
+    pipeline = FacePipeline(opts.runtime, opts.threads)     # models first: fail before a camera turns on
     source = open_source(opts.source, loop=opts.loop, realtime=opts.realtime, on_status=status.message)
-    pipeline = FacePipeline(opts.runtime, opts.threads, tracking=not source.independent_frames)
+    pipeline.tracking = not source.independent_frames
     tracker = FaceTracker(pipeline, calibration=load_calibration(status.message))
     stills = source.independent_frames
     if opts.calibrate:
@@ -104,7 +116,7 @@ def run_track(opts: TrackOptions, status: StatusLine | None = None) -> TrackSumm
         else:
             status.message("calibrating: look at the camera with a relaxed face for a second")
             tracker.calibrate(CALIBRATION_FRAMES)
-            tracker.on_calibrated = lambda cal: status.message(f"calibrated on {cal.frames} frames, saved to {cal.save()}")
+            tracker.on_calibrated = saving_calibration(status.message)
     preview = None
     if opts.preview:
         try:
@@ -130,12 +142,11 @@ def run_track(opts: TrackOptions, status: StatusLine | None = None) -> TrackSumm
                         status.message(f"dropped frame {frame.index}: {e}")
                 summary.frames += 1
                 if obs is not None:
-                    summary.found += obs.found
                     times.append(obs.times.total)
                 state = tracker.update(obs or FaceObservation(False), frame.t, frame.index, frame.path, stills)
+                summary.found += state.found
                 if writer:
-                    writer.write(make_record(frame, obs, opts.landmarks,
-                                             state.record_values() if state.valid else None))
+                    writer.write(make_record(frame, state, opts.landmarks))
                 fps = rate.tick()
                 ms = obs.times.total if obs is not None else 0.0
                 face = "yes" if state.found else "no "
@@ -158,6 +169,8 @@ def run_track(opts: TrackOptions, status: StatusLine | None = None) -> TrackSumm
         if preview is not None:
             preview.close()
         status.end()
+    if tracker.calibrating:
+        status.message("calibration incomplete: it needs about a second of a face; nothing was saved")
     for msg in source.stats.messages[:5]:
         status.message(msg)
     summary.skipped = source.stats.skipped

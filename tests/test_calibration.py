@@ -71,3 +71,24 @@ def test_track_calibrate_saves_and_next_run_loads(tmp_path):
     (tmp_path / "calibration.json").write_text("{broken")
     proc = subprocess.run(cli, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0 and "using the defaults" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_calibrating_with_the_camera_off_to_the_side_keeps_nods_clean():
+    """A webcam beside the screen sees the neutral face turned; nods must stay nods."""
+    from openvtuber.tracking.solvers.geometry import matrix_from_ypr, ypr_from_matrix
+    from openvtuber.tracking.sources.synthetic import FacePose as P
+
+    tracker = ev.default_tracker()
+    tracker.calibrate(15)
+    ev.run_clip([P(yaw=20.0)] * 20, tracker)
+    assert tracker.calibration.calibrated
+    # the same nod, seen from the side: the camera offset is a fixed left factor
+    offset = matrix_from_ypr(20.0, 0.0, 0.0)
+    rolls = []
+    for nod in (-15.0, 15.0):
+        yaw, pitch, roll = ypr_from_matrix(offset @ matrix_from_ypr(0.0, nod, 0.0))
+        tracker.filter.reset()
+        states, _ = ev.run_clip([P(yaw=yaw, pitch=pitch, roll=roll)] * 6, tracker)
+        rolls.append(abs(states[-1].roll))
+        assert (states[-1].pitch > 5.0) == (nod > 0)
+    assert max(rolls) < 4.0

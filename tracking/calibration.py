@@ -95,6 +95,8 @@ class Calibration:
                         and all(isinstance(x, (int, float)) and math.isfinite(x) for x in v)):
                     raise ValueError(f"calibration key {key!r} must be a list of {len(default)} numbers")
                 v = tuple(float(x) for x in v)
+                if key in ("gaze_gain", "head_gain") and min(v) <= 0:
+                    raise ValueError(f"calibration key {key!r} must be positive numbers")
             elif isinstance(default, bool):
                 v = bool(v)
             elif isinstance(default, (int, float)):

@@ -1,7 +1,6 @@
 """Accuracy of the tracker on synthetic clips with known answers.
 
-Used by the tests (bounds from the solver issue) and by ``openvtuber accuracy`` (the
-report). Every figure compares ``FaceState`` with the renderer's commanded pose.
+Used by ``tests/test_accuracy.py`` and by ``openvtuber accuracy`` (the report). Every figure compares ``FaceState`` with the renderer's commanded pose.
 """
 from __future__ import annotations
 
@@ -11,7 +10,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .calibration import Calibration
-from .sources.base import Frame
 from .sources.clips import blink_clip, gaze_sweep, head_sweep, leave_and_return, static_clip
 from .sources.synthetic import FacePose, SyntheticFace
 from .state import FaceState

@@ -45,10 +45,10 @@ class OneEuroFilter:
     def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
         dt = None if self._t is None else t - self._t
-        if self._x is None or dt is None or dt > 1.0:   # first sample, or a long gap: start over
+        if self._x is None or dt is None or dt > 1.0 or dt < 0:   # first, long gap, or clock restarted
             self._x, self._dx, self._t = x.copy(), np.zeros_like(x), t
             return x.copy()
-        if dt <= 0:                                       # repeated timestamp: keep the output
+        if dt == 0:                                       # repeated timestamp: keep the output
             return self._x.copy()
         a_d = _alpha(self.d_cutoff, dt)
         self._dx = a_d * (x - self._x) / dt + (1.0 - a_d) * self._dx

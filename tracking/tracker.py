@@ -31,7 +31,8 @@ CHANNELS = ("yaw", "pitch", "roll", "x", "y", "z",
 IDX = {c: i for i, c in enumerate(CHANNELS)}
 NEUTRAL = np.array([0, 0, 0, np.nan, np.nan, np.nan, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0], dtype=np.float64)
 
-# Chosen by measurement (tests/tools/filter_report.py): see the issue note for the figures.
+# Chosen by measurement on the synthetic clips (``openvtuber accuracy``): static jitter, blink
+# depth and lag of fast turns; tests/test_filters.py and tests/test_accuracy.py hold them.
 DEFAULT_FILTERS = {
     "angle": OneEuroParams(min_cutoff=1.0, beta=0.2, d_cutoff=1.0),
     "position": OneEuroParams(min_cutoff=0.5, beta=2.0, d_cutoff=1.0),
@@ -98,8 +99,8 @@ class FaceTracker:
     # ---- calibration -------------------------------------------------------------
     def calibrate(self, frames: int = 30) -> None:
         """Collect the next ``frames`` found faces as the neutral face (≈ 1 s at 30 fps)."""
-        self._calib_samples = []
-        self._calib_target = frames
+        self._calib_target = max(1, frames)
+        self._calib_samples = []          # published last: update() keys off this
 
     @property
     def calibrating(self) -> bool:
@@ -147,7 +148,9 @@ class FaceTracker:
         """Calibrated channel vector of one raw measurement (before filtering)."""
         cal = self.calibration
         v = np.empty(len(CHANNELS))
-        yaw, pitch, roll = ypr_from_matrix(raw.pose.rotation @ self._neutral_inverse())
+        # the turn from neutral in the neutral head's own axes: a camera beside or above the
+        # screen is a fixed left factor of every pose, which this removes exactly
+        yaw, pitch, roll = ypr_from_matrix(self._neutral_inverse() @ raw.pose.rotation)
         v[0:3] = yaw * cal.head_gain[0], pitch * cal.head_gain[1], roll
         v[3:6] = raw.pose.translation
         open_r = openness(raw.right.ratio, cal.eye_closed("right"), cal.eye_open_right)

@@ -24,6 +24,7 @@ import numpy as np
 from openvtuber.tracking.calibration import Calibration
 from openvtuber.tracking.pipeline import FacePipeline
 from openvtuber.tracking.solvers.eyes import near_eye_weight
+from openvtuber.tracking.solvers.geometry import ypr_from_matrix
 from openvtuber.tracking.sources.synthetic import FacePose, SyntheticFace
 from openvtuber.tracking.tracker import FaceTracker
 
@@ -43,7 +44,12 @@ def main() -> None:
     # raw measurements only: no defaults from the response file this script writes
     tracker = FaceTracker(pipeline=FacePipeline(tracking=True), calibration=Calibration())
     neutral = measure(tracker, face, FacePose())
-    n_yaw, n_pitch = neutral.pose.yaw, neutral.pose.pitch
+    n_inv = neutral.pose.rotation.T
+
+    def relative(raw) -> tuple[float, float, float]:
+        """The turn from neutral as the tracker computes it (neutral head's own axes)."""
+        return ypr_from_matrix(n_inv @ raw.pose.rotation)
+
     head, gaze_x, gaze_y, closed = [], [], [], []
     for _ in range(160):
         p = FacePose(yaw=rng.uniform(-40, 40), pitch=rng.uniform(-25, 25), roll=rng.uniform(-25, 25))
@@ -53,12 +59,13 @@ def main() -> None:
         raw = measure(tracker, face, p)
         if raw is None:
             continue
-        head.append((p.yaw, p.pitch, raw.pose.yaw - n_yaw, raw.pose.pitch - n_pitch))
-        w = near_eye_weight(raw.pose.yaw - n_yaw)
+        r_yaw, r_pitch, _ = relative(raw)
+        head.append((p.yaw, p.pitch, r_yaw, r_pitch))
+        w = near_eye_weight(r_yaw)
         ox = w * (raw.right.offset[0] - neutral.right.offset[0]) + (1 - w) * (raw.left.offset[0] - neutral.left.offset[0])
         oy = w * (raw.right.offset[1] - neutral.right.offset[1]) + (1 - w) * (raw.left.offset[1] - neutral.left.offset[1])
-        gaze_x.append((math.sin(math.radians(g[0])), math.sin(math.radians(raw.pose.yaw - n_yaw)), ox))
-        gaze_y.append((math.sin(math.radians(g[1])), math.sin(math.radians(raw.pose.pitch - n_pitch)), oy))
+        gaze_x.append((math.sin(math.radians(g[0])), math.sin(math.radians(r_yaw)), ox))
+        gaze_y.append((math.sin(math.radians(g[1])), math.sin(math.radians(r_pitch)), oy))
     for _ in range(20):
         p = FacePose(yaw=rng.uniform(-30, 30), pitch=rng.uniform(-20, 20))
         open_raw = measure(tracker, face, p)

@@ -76,7 +76,13 @@ class CameraSource:
             self._cap = None
         while not self._closed:
             time.sleep(self.retry_s)
+            if self._closed:
+                return False
             self._cap = self._open()
+            if self._cap is not None and self._closed:     # closed while opening: give it back
+                self._cap.release()
+                self._cap = None
+                return False
             if self._cap is not None:
                 self.stats.reconnects += 1
                 self._on_status("camera back")
