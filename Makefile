@@ -22,7 +22,7 @@ models: $(STAMP)
 	@$(PY) -m openvtuber.models.weights
 
 run: install
-	$(VENV)/bin/openvtuber track $(ARGS)
+	$(VENV)/bin/openvtuber run $(ARGS)
 
 # Node tools the tests use to read our files back with independent parsers (mmd-parser);
 # without npm those tests skip with a one-line reason (CI installs npm).

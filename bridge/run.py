@@ -65,6 +65,7 @@ class Bridge:
         self.receiver = None
         self.tracker: FaceTracker | None = None
         self.fps = 0.0
+        self.last_found = False
         # everything that can fail on bad user input fails here, before any thread starts
         if opts.vmc is not None:
             host, port = parse_target(opts.vmc)
@@ -115,6 +116,7 @@ class Bridge:
                 self.hub.publish(pose)
                 self.summary.frames += 1
                 self.summary.found += state.found
+                self.last_found = state.found
                 now = time.monotonic()
                 self.fps = 0.9 * self.fps + 0.1 / max(now - last, 1e-6) if self.fps else 1.0 / max(now - last, 1e-6)
                 last = now
@@ -131,7 +133,7 @@ class Bridge:
     def status_text(self) -> str:
         parts = [self.source.name, f"{self.fps:5.1f} fps"]
         if self.tracker is not None:
-            parts.append(f"face {'yes' if self.summary.found and self.tracker.last_raw is not None else 'no '}")
+            parts.append(f"face {'yes' if self.last_found else 'no '}")
             parts.append(self.tracker.pipeline.runtime)
         hub = self.hub.status()
         if hub:
