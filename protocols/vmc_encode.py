@@ -35,6 +35,7 @@ BONES: list[tuple[str, str | None, tuple[float, float, float]]] = [
     ("RightEye", RIGHT_EYE, (0.03, 0.06, 0.05)),
 ]
 FACE_BONES = {"Neck", "Head", "LeftEye", "RightEye"}
+SPINE_CHAIN = {"Spine", "Chest", "UpperChest"}
 BLENDSHAPE_SETS = ("vrm0", "vrm1", "arkit")
 # ARKit "perfect sync" names we estimate; the rest of the 52 are always 0 (see README).
 ARKIT_ESTIMATED = ("eyeBlinkLeft", "eyeBlinkRight", "eyeLookUpLeft", "eyeLookUpRight", "eyeLookDownLeft",
@@ -122,7 +123,10 @@ def frame_messages(pose: AvatarPose, t: float, blend_kind: str = "vrm0") -> tupl
     msgs = [_message("/VMC/Ext/OK", 1, 3 if pose.calibrated else 0, 0),
             _message("/VMC/Ext/T", float(t)),
             _message("/VMC/Ext/Root/Pos", "root", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)]
+    theirs_spine = bool(SPINE_CHAIN & pose.vmc_bones.keys())     # a body tracker's spine replaces our lean
     for name, mmd, offset in BONES:
+        if theirs_spine and name in SPINE_CHAIN:
+            continue
         q = to_unity(pose.bones.get(mmd, IDENTITY)) if mmd else IDENTITY
         msgs.append(_message("/VMC/Ext/Bone/Pos", name, *(float(v) for v in offset), *q))
     for name, (pos, rot) in pose.vmc_bones.items():          # forwarded from --vmc-in (already Unity)

@@ -5,6 +5,7 @@ Valid packets are built with python-osc's builders (a library we did not write),
 ones by hand."""
 from __future__ import annotations
 
+import errno
 import functools
 import math
 import random
@@ -540,8 +541,6 @@ def test_run_merges_a_body_performer_into_the_vmc_output(run_with_a_body_perform
         assert THEIR_SPINE in [v[3:] for v in f["bones"]["Spine"]]               # they send a spine: theirs
 
 
-@pytest.mark.xfail(strict=True, reason="vmc_encode.frame_messages also sends our own Spine/Chest when the "
-                                       "merged pose carries the body's spine (see bridge.vmc_in.spine_from_vmc)")
 def test_run_sends_one_spine_when_the_body_sends_one(run_with_a_body_performer):
     for f in run_with_a_body_performer:
         if "LeftHand" in f["bones"]:
@@ -810,7 +809,7 @@ def test_fuzz_receiver_over_udp(monkeypatch):
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     tx.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
     target = ("127.0.0.1", r.port)
-    sent = skipped = burst_bytes = checked = 0
+    sent = skipped = unsendable = burst_bytes = checked = 0
     last_marker = None
     lost_bursts = 0
 
@@ -837,7 +836,13 @@ def test_fuzz_receiver_over_udp(monkeypatch):
             if len(data) > UDP_MAX:
                 skipped += 1
                 continue
-            tx.sendto(data, target)
+            try:
+                tx.sendto(data, target)
+            except OSError as e:                                # macOS caps datagrams at 9,216 bytes
+                if e.errno != errno.EMSGSIZE:
+                    raise
+                unsendable += 1
+                continue
             sent += 1
             pending += 1
             burst_bytes += len(data)
@@ -858,7 +863,8 @@ def test_fuzz_receiver_over_udp(monkeypatch):
     finally:
         tx.close()
         r.close()
-    print(f"\nfuzz over UDP: sent {sent} (+{skipped} over 65,507 bytes, decoder only), received {st.packets}, "
+    print(f"\nfuzz over UDP: sent {sent} (+{skipped} over 65,507 bytes, decoder only; "
+          f"{unsendable} refused by the OS), received {st.packets}, "
           f"kernel drops {drops}, {elapsed:.1f} s, markers checked after {checked} bursts; "
           f"messages {st.messages}, unknown {st.unknown_addresses}, dropped {st.dropped}")
     assert alive and thread_errors == []
@@ -868,7 +874,7 @@ def test_fuzz_receiver_over_udp(monkeypatch):
     assert merged.vmc_bones[MARKER_BONE][0][0] == last_marker and merged.vmc_blends["Marker"] == 1.0
     if drops is not None:
         assert st.packets + drops == sent
-    if st.packets == sent:                                      # nothing lost: exactly the in-process counts
+    if st.packets == sent and not unsendable:                   # nothing lost: exactly the in-process counts
         assert (st.messages, st.unknown_addresses, st.ignored) == (expected.messages, expected.unknown_addresses,
                                                                    expected.ignored)
         assert st.dropped == dict(sorted(expected.rejected.items()))
