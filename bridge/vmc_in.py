@@ -337,7 +337,7 @@ def merge(pose: AvatarPose, snapshot: VmcSnapshot | None) -> AvatarPose:
       ours stays;
     - everything else (hips, arms, hands, fingers, legs, toes) is theirs.
 
-    The root transform is not merged: ``AvatarPose`` has no field for it (``snapshot.root``).
+    - the root transform (where the body stands) is theirs when they send one.
     """
     bones = dict(pose.vmc_bones)
     blends = dict(pose.vmc_blends)
@@ -351,7 +351,9 @@ def merge(pose: AvatarPose, snapshot: VmcSnapshot | None) -> AvatarPose:
         for n, v in snapshot.blends.items():
             if not is_face_blend(n):
                 blends[n] = v
-    return replace(pose, bones=dict(pose.bones), morphs=dict(pose.morphs), vmc_bones=bones, vmc_blends=blends)
+    root = snapshot.root if snapshot is not None and snapshot.root is not None else pose.vmc_root
+    return replace(pose, bones=dict(pose.bones), morphs=dict(pose.morphs), vmc_bones=bones, vmc_blends=blends,
+                   vmc_root=root)
 
 
 def spine_from_vmc(pose: AvatarPose) -> bool:

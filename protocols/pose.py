@@ -30,3 +30,4 @@ class AvatarPose:
     calibrated: bool = False
     vmc_bones: dict[str, tuple[Vec3, Quat]] = field(default_factory=dict)   # received, Unity frame
     vmc_blends: dict[str, float] = field(default_factory=dict)
+    vmc_root: tuple[Vec3, Quat] | None = None    # received root transform (Unity frame)

@@ -118,11 +118,19 @@ class VmcFrame:
     datagrams: list[bytes]
 
 
+def _root_message(pose: AvatarPose) -> OscMessage:
+    """The received performer's root (a body tracker walking about), else the origin."""
+    if pose.vmc_root is None:
+        return _message("/VMC/Ext/Root/Pos", "root", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+    pos, rot = pose.vmc_root
+    return _message("/VMC/Ext/Root/Pos", "root", *(float(v) for v in pos), *(float(v) for v in rot))
+
+
 def frame_messages(pose: AvatarPose, t: float, blend_kind: str = "vrm0") -> tuple[list[OscMessage], list[OscMessage]]:
     """(header + bones + blendshapes, trailing Apply)."""
     msgs = [_message("/VMC/Ext/OK", 1, 3 if pose.calibrated else 0, 0),
             _message("/VMC/Ext/T", float(t)),
-            _message("/VMC/Ext/Root/Pos", "root", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)]
+            _root_message(pose)]
     theirs_spine = bool(SPINE_CHAIN & pose.vmc_bones.keys())     # a body tracker's spine replaces our lean
     for name, mmd, offset in BONES:
         if theirs_spine and name in SPINE_CHAIN:

@@ -882,3 +882,16 @@ def test_fuzz_receiver_over_udp(monkeypatch):
     else:
         assert st.packets >= 0.99 * sent and lost_bursts <= 0.01 * (sent / 200)
         assert all(st.dropped.get(k, 0) <= v for k, v in expected.rejected.items())
+
+
+def test_their_root_is_merged_and_sent():
+    from openvtuber.protocols.vmc_encode import encode_frame
+    from pythonosc.osc_bundle import OscBundle
+
+    snap = VmcSnapshot(bones={}, blends={}, root=((0.4, 0.0, -0.2), (0.0, 0.38268343, 0.0, 0.92387953)))
+    merged = merge(AvatarPose(t=0.0, frame=0, found=True), snap)
+    assert merged.vmc_root == snap.root
+    msgs = [m for d in encode_frame(merged, 0.0).datagrams for m in OscBundle(d)]
+    root = next(m for m in msgs if m.address == "/VMC/Ext/Root/Pos")
+    assert root.params[1:4] == pytest.approx([0.4, 0.0, -0.2]) and root.params[5] == pytest.approx(0.38268343)
+    assert merge(AvatarPose(t=0.0, frame=0, found=True), VmcSnapshot(bones={}, blends={})).vmc_root is None
