@@ -5,9 +5,9 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.stamp-install
 ARGS   ?=
 
-.PHONY: install run test bench models clean node-tools
+.PHONY: install run test bench models clean node-tools renderer-deps avatar
 
-install: $(STAMP) models
+install: $(STAMP) models renderer-deps avatar
 
 # The venv and the editable install (which also builds the Cython decoder in place).
 # Re-runs only when the packaging inputs change.
@@ -20,6 +20,20 @@ $(STAMP): pyproject.toml setup.py models/_decode.pyx
 # Fetch + verify the three MediaPipe networks (fast no-op when present and intact).
 models: $(STAMP)
 	@$(PY) -m openvtuber.models.weights
+
+# The bundled avatar (renderer/README.md): regenerated only when its generator changes.
+AVATAR     := renderer/models/openvtuber/openvtuber.pmx
+AVATAR_SRC := renderer/generate.py renderer/pmx_writer.py renderer/avatar.py \
+              renderer/avatar_geometry.py renderer/avatar_texture.py
+avatar: $(AVATAR)
+$(AVATAR): $(AVATAR_SRC) $(STAMP)
+	$(PY) renderer/generate.py
+
+# three.js for the page (served from renderer/node_modules; no CDN)
+renderer-deps: renderer/node_modules/.stamp
+renderer/node_modules/.stamp: renderer/package.json renderer/package-lock.json
+	@if command -v npm >/dev/null; then npm ci --prefix renderer --no-audit --no-fund --silent && touch $@; \
+	else echo "npm not found: openvtuber run --page and the page tests need renderer/node_modules"; fi
 
 run: install
 	$(VENV)/bin/openvtuber run $(ARGS)
@@ -40,4 +54,4 @@ bench: install
 	$(VENV)/bin/openvtuber accuracy
 
 clean:
-	rm -rf $(VENV) build models/_decode.c models/_decode*.so models/weights *.egg-info
+	rm -rf $(VENV) build models/_decode.c models/_decode*.so models/weights *.egg-info renderer/models/openvtuber

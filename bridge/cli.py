@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="runtime reported at the top level (both are measured)")
     be.add_argument("--json", action="store_true", help="print one JSON object")
 
-    ru = sub.add_parser("run", help="track and drive the avatar outputs (VMC)")
+    ru = sub.add_parser("run", help="track and drive the avatar outputs (VMC, the page)")
     ru.add_argument("--source", default="auto",
                     help="camera index, video, image folder, 'demo', 'replay:FILE.jsonl', or 'auto' (default)")
     ru.add_argument("--vmc", default="127.0.0.1:39539", metavar="HOST:PORT",
@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     ru.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=None,
                     help="pace the demo source and replays at their own rate (default on)")
     ru.add_argument("--calibrate", action="store_true", help="take the first second as your neutral face and save it")
+    ru.add_argument("--page", action="store_true",
+                    help="serve the three.js avatar page (browser / OBS browser source; add ?transparent=1)")
+    ru.add_argument("--http-port", type=_port, default=8741, metavar="N", help="page server port (default 8741)")
+    ru.add_argument("--host", default="127.0.0.1",
+                    help="page server address (default 127.0.0.1; any other needs the printed ?token=)")
+    ru.add_argument("--model", metavar="PATH.pmx", help="MMD model for the page (default: the bundled avatar)")
 
     rp = sub.add_parser("replay", help="play a --jsonl recording through the rig and outputs (= run --source replay:FILE)")
     rp.add_argument("file")
@@ -133,9 +139,11 @@ def _dispatch(args: argparse.Namespace) -> int:
             opts = RunOptions(source=f"replay:{args.file}", vmc=None if args.no_vmc else args.vmc,
                               blendshapes=args.blendshapes, realtime=args.realtime, rig=RigOptions(mirror=args.mirror))
         else:
+            if (args.model or args.host != "127.0.0.1" or args.http_port != 8741) and not args.page:
+                raise SourceErrorLike("--model, --host and --http-port are for the page: add --page")
             opts = RunOptions(args.source, None if args.no_vmc else args.vmc, args.frames, args.mirror, args.vmc_in,
                               args.blendshapes, args.runtime, args.threads, args.realtime, args.calibrate,
-                              RigOptions(mirror=args.mirror))
+                              RigOptions(mirror=args.mirror), args.page, args.http_port, args.host, args.model)
         summary = run_bridge(opts, status)
         status.message(summary.line())
         return 1 if summary.error else 0
@@ -167,11 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     from ..models.runtime import RuntimeUnavailable
     from ..models.weights import ModelFileError
     from ..tracking.sources.base import SourceError
+    from .page_out import PageServerError
     from .vmc_out import VmcTargetError
 
     try:
         return _dispatch(args)
-    except (SourceError, ModelFileError, RuntimeUnavailable, VmcTargetError, SourceErrorLike) as e:
+    except (SourceError, ModelFileError, RuntimeUnavailable, VmcTargetError, PageServerError, SourceErrorLike) as e:
         print(f"openvtuber: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

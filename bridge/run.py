@@ -37,6 +37,10 @@ class RunOptions:
     realtime: bool | None = None
     calibrate: bool = False
     rig: RigOptions = field(default_factory=RigOptions)
+    page: bool = False                            # serve the three.js page + /ws
+    http_port: int = 8741                         # server.DEFAULT_HTTP_PORT
+    host: str = "127.0.0.1"
+    model: str | None = None                      # None: the bundled avatar
 
 
 @dataclass
@@ -66,7 +70,39 @@ class Bridge:
         self.tracker: FaceTracker | None = None
         self.fps = 0.0
         self.last_found = False
+        self.page = None
         # everything that can fail on bad user input fails here, before any thread starts
+        if opts.page:                             # port taken / model missing: fail before a camera turns on
+            from .server import PageServer
+
+            self.page = PageServer(opts.model, opts.host, opts.http_port, on_command=self._command)
+            self.page.settings["mirror"] = opts.rig.mirror
+            self.page.start()
+        try:
+            self._open(opts, status)
+        except BaseException:
+            if self.page is not None:
+                self.page.close()
+            raise
+        if self.page is not None:
+            from .page_out import PageOutput
+
+            self.hub.add(PageOutput(self.page))
+            status.message(f"page: {self.page.url}" + ("   (token required: share only with your own devices)"
+                                                        if self.page.token else ""))
+        self.thread = threading.Thread(target=self._loop, name="tracker", daemon=True)
+
+    def _command(self, cmd) -> None:
+        """A panel command from the page (runs on the server's thread: only flags are set here)."""
+        if cmd.cmd == "calibrate" and self.tracker is not None:
+            self.status.message("calibrating: look at the camera with a relaxed face for a second")
+            self.tracker.on_calibrated = saving_calibration(self.status.message)
+            self.tracker.calibrate(CALIBRATION_FRAMES)
+        elif cmd.cmd == "mirror":
+            self.opts.rig.mirror = bool(cmd.value)
+        # "smoothing" is the page's own display easing; the server keeps it for every open panel
+
+    def _open(self, opts: RunOptions, status: StatusLine) -> None:
         if opts.vmc is not None:
             host, port = parse_target(opts.vmc)
             self.vmc = VmcSender(host, port, opts.blendshapes)
@@ -89,7 +125,6 @@ class Bridge:
                 self.tracker.on_calibrated = saving_calibration(status.message)
         if self.vmc is not None:
             self.hub.add(self.vmc)
-        self.thread = threading.Thread(target=self._loop, name="tracker", daemon=True)
 
     def _states(self):
         if self.tracker is None:                  # replay: the recording holds the states

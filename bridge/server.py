@@ -1,0 +1,451 @@
+"""The page server: the three.js page, three.js itself, one model folder, and ``/ws``.
+
+aiohttp on its own asyncio loop in a daemon thread, so the tracker thread never waits on
+a browser. What it serves is a short allow-list, nothing else:
+
+* ``/`` (= ``/index.html``), ``/main.js``, ``/style.css`` from ``renderer/``;
+* ``/three/build/…`` and ``/three/examples/jsm/…`` from ``renderer/node_modules/three/``
+  (the import map points there: no CDN);
+* ``/model/…`` from the chosen model's folder (default the bundled avatar);
+* ``/config.json``: which model file to load and the current panel settings;
+* ``/ws``: poses out (``broadcast``), panel commands in (``on_command``).
+
+Every path is hostile until parsed (DESIGN.md "Bad input"): percent-decoded segment by
+segment, ``..``/dot-files/backslashes/NUL/encoded slashes refused, then resolved (symlinks
+included) and required to stay inside its root. WebSocket upgrades must come from the
+page's own origin; messages over 64 KiB close that connection (counted). Each client
+has a drop-oldest queue: a frozen page loses poses, never delays anyone else.
+
+Bound to 127.0.0.1 unless asked; on any other address a random token is required
+(``?token=…`` on the page URL, then a same-site cookie for the page's own requests).
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import errno
+import hashlib
+import json
+import math
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+from urllib.parse import quote, unquote_to_bytes
+
+from aiohttp import WSMsgType, web
+
+from .page_out import PageServerError
+
+RENDERER_DIR = Path(__file__).resolve().parents[1] / "renderer"
+DEFAULT_MODEL = RENDERER_DIR / "models" / "openvtuber" / "openvtuber.pmx"
+DEFAULT_HTTP_PORT = 8741
+MAX_WS_MESSAGE = 64 * 1024
+MAX_CLIENTS = 32
+MAX_COMMANDS_PER_S = 50          # a panel sends a few; more is a runaway script (dropped, counted)
+CLIENT_QUEUE = 4
+PAGE_FILES = {"index.html", "main.js", "style.css"}
+THREE_SUBTREES = (("build",), ("examples", "jsm"))
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+TOKEN_COOKIE = "openvtuber_token"
+
+MIME = {
+    ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
+    ".json": "application/json", ".wasm": "application/wasm",
+    ".pmx": "application/octet-stream", ".pmd": "application/octet-stream",
+    ".vmd": "application/octet-stream", ".vpd": "application/octet-stream",
+    ".png": "image/png", ".bmp": "image/bmp", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+    ".gif": "image/gif", ".webp": "image/webp", ".tga": "image/x-tga", ".dds": "application/octet-stream",
+}
+_SNIFF = ((b"BM", "image/bmp"), (b"\x89PNG", "image/png"), (b"\xff\xd8", "image/jpeg"), (b"GIF8", "image/gif"))
+_IMPORTMAP = re.compile(rb"<script type=\"importmap\">(.*?)</script>", re.S)
+
+
+@dataclass
+class Command:
+    """A panel command from the page: ``calibrate``, ``mirror`` (bool), ``smoothing`` (0..1)."""
+    cmd: str
+    value: object = None
+
+
+def parse_command(text: str) -> Command | None:
+    """A panel command from hostile JSON text, or None when it is not one we accept."""
+    try:
+        msg = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(msg, dict):
+        return None
+    cmd, value = msg.get("cmd"), msg.get("value")
+    if cmd == "calibrate":
+        return Command("calibrate")
+    if cmd == "mirror" and isinstance(value, bool):
+        return Command("mirror", value)
+    if cmd == "smoothing" and isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and math.isfinite(value) and 0.0 <= value <= 1.0:
+        return Command("smoothing", float(value))
+    return None
+
+
+def resolve_model(path: str | Path | None) -> Path:
+    """The ``.pmx``/``.pmd`` to serve, checked now so a typo fails at start with one line."""
+    if path is None:
+        if not DEFAULT_MODEL.is_file():
+            raise PageServerError(f"the bundled avatar {DEFAULT_MODEL} is missing: generate it "
+                                  "(python renderer/generate.py) or pass --model PATH.pmx")
+        return DEFAULT_MODEL.resolve()
+    p = Path(path).expanduser()
+    if p.suffix.lower() not in (".pmx", ".pmd"):
+        raise PageServerError(f"--model {path}: expected a .pmx (or .pmd) MMD model file")
+    if not p.is_file():
+        raise PageServerError(f"--model {path}: no such file")
+    return p.resolve()
+
+
+def safe_join(root: Path, rel_segments: list[str]) -> Path | None:
+    """``root``/segments if it is a regular file inside ``root`` after resolving symlinks."""
+    if not rel_segments:
+        return None
+    try:
+        target = root.joinpath(*rel_segments).resolve(strict=True)
+    except (OSError, RuntimeError, ValueError):
+        return None
+    if not target.is_relative_to(root) or not target.is_file():
+        return None
+    return target
+
+
+def split_raw_path(raw_path: str) -> list[str] | None:
+    """Percent-decode a raw URL path into segments; None for anything suspicious.
+
+    Refused: backslashes (raw or encoded), NUL and control characters, encoded slashes,
+    ``.``/``..`` and any dot-file segment, invalid UTF-8, empty inner segments.
+    """
+    path = raw_path.split("?", 1)[0]
+    if not path.startswith("/") or "\\" in path:
+        return None
+    parts = path[1:].split("/")
+    out = []
+    for i, raw in enumerate(parts):
+        try:
+            seg = unquote_to_bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        if seg == "" and i == len(parts) - 1 and i > 0:
+            return None                          # a trailing slash names a directory: no listings
+        if (seg == "" and len(parts) > 1) or seg.startswith(".") or "/" in seg or "\\" in seg \
+                or any(ord(c) < 32 or ord(c) == 127 for c in seg):
+            return None
+        out.append(seg)
+    return out
+
+
+def _mime(path: Path) -> str:
+    ext = path.suffix.lower()
+    if ext in (".spa", ".sph"):                  # MMD sphere maps: usually BMP, sometimes PNG/JPEG renamed
+        try:
+            head = path.open("rb").read(4)
+        except OSError:
+            head = b""
+        return next((m for magic, m in _SNIFF if head.startswith(magic)), "image/bmp")
+    return MIME.get(ext, "application/octet-stream")
+
+
+@dataclass(eq=False)
+class _Client:
+    ws: web.WebSocketResponse
+    queue: collections.deque = field(default_factory=lambda: collections.deque(maxlen=CLIENT_QUEUE))
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    dropped: int = 0
+    window_t: float = 0.0          # incoming rate limit: MAX_COMMANDS_PER_S per one-second window
+    window_n: int = 0
+
+
+class PageServer:
+    """Serves the page and fans poses out to its WebSocket clients.
+
+    ``start()`` binds (raising ``PageServerError`` with one line when it cannot) and
+    returns once the socket listens; ``broadcast(text)`` may be called from any thread and
+    never blocks; ``on_command(Command)`` runs on the server's loop thread (keep it quick).
+    """
+
+    def __init__(self, model: str | Path | None = None, host: str = "127.0.0.1", port: int = DEFAULT_HTTP_PORT,
+                 on_command: Callable[[Command], None] | None = None, renderer_dir: Path | None = None,
+                 token: str | None = None):
+        self.renderer_dir = (renderer_dir or RENDERER_DIR).resolve()
+        self.three_dir = self.renderer_dir / "node_modules" / "three"
+        if not (self.three_dir / "build" / "three.module.js").is_file():
+            raise PageServerError(f"three.js is not installed in {self.renderer_dir}/node_modules: "
+                                  "run `npm ci` in renderer/ (make install does it)")
+        self.model = resolve_model(model)
+        self.model_dir = self.model.parent
+        self.host = host
+        self.port = port
+        self.loopback = host in LOOPBACK
+        self.token = token if token is not None else (None if self.loopback else secrets.token_urlsafe(18))
+        self.on_command = on_command
+        self.settings: dict[str, object] = {"mirror": True, "smoothing": 0.2}
+        self.messages_out = 0
+        self.commands = 0
+        self.rejected_messages = 0      # bad JSON / unknown commands: dropped and counted
+        self.oversize = 0               # > 64 KiB: connection closed, counted
+        self.rejected_upgrades = 0      # foreign Origin / missing token
+        self.refused_paths = 0
+        self._clients: set[_Client] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+        self._csp = self._content_security_policy()
+        self._rate_t, self._rate_n, self.rate = time.monotonic(), 0, 0.0
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The page's address as a user opens it (a wildcard bind shows the loopback address)."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}/" + (f"?token={self.token}" if self.token else "")
+
+    def start(self) -> "PageServer":
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def main() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            self._loop = loop
+            try:
+                loop.run_until_complete(self._start())
+            except BaseException as e:   # noqa: BLE001 - handed to the starting thread
+                failure.append(e)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(self._shutdown())
+                loop.close()
+
+        self._thread = threading.Thread(target=main, name="page-server", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            e = failure[0]
+            if isinstance(e, OSError) and e.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+                why = {errno.EADDRINUSE: "is already in use (another openvtuber?); pick another with --http-port N",
+                       errno.EACCES: "is not allowed for this user; pick one above 1024 with --http-port N",
+                       errno.EADDRNOTAVAIL: "is not an address of this machine (--host)"}[e.errno]
+                raise PageServerError(f"page server {self.host}:{self.port} {why}") from None
+            if isinstance(e, OSError):
+                raise PageServerError(f"page server {self.host}:{self.port}: {e.strerror or e}") from None
+            raise e
+        return self
+
+    async def _start(self) -> None:
+        app = web.Application(client_max_size=MAX_WS_MESSAGE)
+        app.router.add_get("/ws", self._ws)
+        app.router.add_route("*", "/{tail:.*}", self._static)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=False)
+        await site.start()
+        if self.port == 0:               # tests: the OS picked a free port
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def _shutdown(self) -> None:
+        closing = [c.ws.close() for c in list(self._clients)]
+        if closing:                      # all at once: frozen pages must not add up
+            await asyncio.wait([asyncio.ensure_future(c) for c in closing], timeout=0.5)
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def close(self) -> None:
+        if self._loop is not None and self._thread is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(2.0)
+
+    # ---- broadcasting ----------------------------------------------------------------
+
+    def broadcast(self, text: str) -> None:
+        """Queue ``text`` for every client; thread-safe, never blocks, drops the oldest."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self._fanout, text)
+        except RuntimeError:             # loop closing
+            pass
+        self._rate_n += 1
+        now = time.monotonic()
+        if now - self._rate_t >= 1.0:
+            self.rate = self._rate_n / (now - self._rate_t)
+            self._rate_t, self._rate_n = now, 0
+
+    def _fanout(self, text: str) -> None:
+        for c in self._clients:
+            if len(c.queue) == c.queue.maxlen:
+                c.dropped += 1
+            c.queue.append(text)
+            c.wake.set()
+        self.messages_out += 1
+
+    @property
+    def clients(self) -> int:
+        return len(self._clients)
+
+    @property
+    def dropped(self) -> int:
+        return sum(c.dropped for c in self._clients)
+
+    def status(self) -> str:
+        s = f"page {self.clients} client{'s' if self.clients != 1 else ''} {self.rate:4.0f} msg/s"
+        bad = self.rejected_messages + self.oversize + self.rejected_upgrades
+        return s + (f" ({bad} refused)" if bad else "")
+
+    # ---- HTTP ------------------------------------------------------------------------
+
+    def _content_security_policy(self) -> str:
+        try:
+            html = (self.renderer_dir / "index.html").read_bytes()
+        except OSError:
+            html = b""
+        hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(m).digest()).decode()}'"
+                          for m in _IMPORTMAP.findall(html))
+        return ("default-src 'self'; script-src 'self' " + hashes + "; style-src 'self'; "
+                "img-src 'self' data: blob:; connect-src 'self' ws: data: blob:; object-src 'none'; "
+                "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+    def _host_ok(self, request: web.Request) -> bool:
+        """On loopback, refuse requests for other host names (DNS rebinding)."""
+        if not self.loopback:
+            return True
+        return request.host in (f"127.0.0.1:{self.port}", f"localhost:{self.port}", f"[::1]:{self.port}")
+
+    def _token_ok(self, request: web.Request) -> bool:
+        if not self.token:
+            return True
+        given = request.query.get("token") or request.cookies.get(TOKEN_COOKIE) or ""
+        return secrets.compare_digest(given.encode(), self.token.encode())
+
+    def _refuse(self, status: int = 404) -> web.Response:
+        self.refused_paths += 1
+        return web.Response(status=status, text="not found\n" if status == 404 else "forbidden\n",
+                            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
+
+    def _file(self, path: Path, page: bool = False) -> web.FileResponse:
+        headers = {"Content-Type": _mime(path), "X-Content-Type-Options": "nosniff",
+                   "Cache-Control": "no-cache", "Referrer-Policy": "no-referrer"}
+        if page:
+            headers["Content-Security-Policy"] = self._csp
+        return web.FileResponse(path, headers=headers)
+
+    async def _static(self, request: web.Request) -> web.StreamResponse:
+        if request.method not in ("GET", "HEAD"):
+            return self._refuse(405)
+        if not self._host_ok(request) or not self._token_ok(request):
+            return self._refuse(403)
+        segs = split_raw_path(request.raw_path)
+        if segs is None:
+            return self._refuse()
+        if segs == [""]:
+            segs = ["index.html"]
+        head, rest = segs[0], segs[1:]
+        if not rest and head in PAGE_FILES:
+            resp = self._file(self.renderer_dir / head, page=head == "index.html")
+            if head == "index.html" and self.token:
+                resp.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="Strict", path="/")
+            return resp
+        if not rest and head == "config.json":
+            return web.json_response({"model": "/model/" + quote(self.model.name), "settings": self.settings},
+                                     headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+        if head == "three":
+            if not any(tuple(rest[:len(sub)]) == sub and len(rest) > len(sub) for sub in THREE_SUBTREES):
+                return self._refuse()
+            target = safe_join(self.three_dir, rest)
+        elif head == "model":
+            target = safe_join(self.model_dir, rest)
+        else:
+            target = None
+        if target is None:
+            return self._refuse()
+        return self._file(target)
+
+    # ---- WebSocket -------------------------------------------------------------------
+
+    def _origin_ok(self, request: web.Request) -> bool:
+        origin = request.headers.get("Origin", "")
+        allowed = {f"http://127.0.0.1:{self.port}", f"http://localhost:{self.port}", f"http://[::1]:{self.port}"}
+        if not self.loopback:
+            allowed.add(f"http://{request.host}")     # the page as the remote machine loaded it (token checked too)
+        return origin in allowed
+
+    async def _ws(self, request: web.Request) -> web.StreamResponse:
+        if not self._host_ok(request) or not self._token_ok(request) or not self._origin_ok(request) \
+                or len(self._clients) >= MAX_CLIENTS:
+            self.rejected_upgrades += 1
+            return web.Response(status=403, text="forbidden\n")
+        ws = web.WebSocketResponse(max_msg_size=MAX_WS_MESSAGE, heartbeat=20.0, compress=False)
+        await ws.prepare(request)
+        client = _Client(ws)
+        self._clients.add(client)
+        client.queue.append(json.dumps({"type": "settings", **self.settings}))
+        client.wake.set()
+        sender = asyncio.ensure_future(self._send_loop(client))
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    now = time.monotonic()
+                    if now - client.window_t >= 1.0:
+                        client.window_t, client.window_n = now, 0
+                    client.window_n += 1
+                    if client.window_n > MAX_COMMANDS_PER_S:
+                        self.rejected_messages += 1
+                        continue
+                    self._handle_text(msg.data)
+                elif msg.type == WSMsgType.ERROR:      # e.g. over 64 KiB: aiohttp closes with 1009
+                    if getattr(msg.data, "code", None) == 1009 or ws.close_code == 1009:
+                        self.oversize += 1
+                    break
+                else:                              # binary frames are not part of the protocol
+                    self.rejected_messages += 1
+        finally:
+            self._clients.discard(client)
+            client.wake.set()
+            sender.cancel()
+            if not ws.closed:
+                await ws.close()
+        return ws
+
+    async def _send_loop(self, client: _Client) -> None:
+        ws = client.ws
+        try:
+            while not ws.closed:
+                await client.wake.wait()
+                client.wake.clear()
+                while client.queue and not ws.closed:
+                    await ws.send_str(client.queue.popleft())
+        except (ConnectionError, RuntimeError, asyncio.CancelledError):
+            pass
+
+    def _handle_text(self, text: str) -> None:
+        cmd = parse_command(text)
+        if cmd is None:
+            self.rejected_messages += 1
+            return
+        self.commands += 1
+        if cmd.cmd in ("mirror", "smoothing"):
+            self.settings[cmd.cmd] = cmd.value
+            self._fanout(json.dumps({"type": "settings", **self.settings}))   # keep every open panel in sync
+        if self.on_command is not None:
+            try:
+                self.on_command(cmd)
+            except Exception:  # noqa: BLE001 - a failing handler must not drop the connection
+                self.rejected_messages += 1

@@ -1,0 +1,297 @@
+// OpenVtuber page: an MMD avatar driven by the bridge's poses over /ws.
+//
+// The bridge sends {"type":"pose", t, frame, found, bones: {MMD name: [x,y,z,w]}, morphs: {MMD name: w}}:
+// local rotations in three.js space as MMDLoader builds the model (right-handed, Y up, facing +Z),
+// applied on top of each bone's rest rotation. We ease toward the latest target every display frame,
+// so a 30 fps tracker looks smooth at 60 fps. ?transparent=1 gives an OBS-ready page (no UI, alpha 0);
+// ?outline=0 turns the toon outline off. window.openvtuber is a read-only hook for tests.
+
+import * as THREE from 'three';
+import { MMDLoader } from 'three/addons/loaders/MMDLoader.js';
+import { OutlineEffect } from 'three/addons/effects/OutlineEffect.js';
+
+const params = new URLSearchParams(location.search);
+const transparent = params.get('transparent') === '1';
+const outline = params.get('outline') !== '0';
+const token = params.get('token');
+
+// English (and common variant) names → the MMD names on the wire. First match in the model wins.
+const BONE_ALIASES = {
+  '上半身': ['upper_body', 'upperbody', 'spine', 'chest'],
+  '首': ['neck'],
+  '頭': ['head'],
+  '両目': ['eyes', 'both_eyes'],
+  '左目': ['eye_l', 'lefteye', 'left_eye', 'eye.l', 'eyel'],
+  '右目': ['eye_r', 'righteye', 'right_eye', 'eye.r', 'eyer'],
+};
+const MORPH_ALIASES = {
+  'まばたき': ['blink'],
+  'ウィンク': ['wink', 'wink_l', 'blink_l'],
+  'ウィンク右': ['wink_r', 'blink_r'],
+  'あ': ['a', 'aa'], 'い': ['i', 'ih'], 'う': ['u', 'ou'], 'え': ['e', 'ee'], 'お': ['o', 'oh'],
+  'にこり': ['笑い', 'smile', 'joy'],
+  '上': ['brow_up', 'surprised'],
+  '下': ['brow_down', 'angry'],
+};
+
+const state = {
+  ready: false, messages: 0, found: false, fps: 0, rate: 0, connected: false, error: null,
+  smoothing: 0.2, mirror: true,
+};
+const bones = new Map();    // wire name → {bone, rest, target (local, relative to rest), current}
+const morphs = new Map();   // wire name → {index, target}
+let mesh = null;
+
+// ---- scene ------------------------------------------------------------------------------------
+
+const canvas = document.getElementById('view');
+const renderer = new THREE.WebGLRenderer({ canvas, antialias: true, alpha: transparent });
+renderer.setPixelRatio(window.devicePixelRatio);
+renderer.setSize(window.innerWidth, window.innerHeight, false);
+if (transparent) {
+  document.documentElement.classList.add('transparent');
+  renderer.setClearColor(0x000000, 0);
+} else {
+  renderer.setClearColor(0xdfe6ee, 1);
+}
+const effect = outline ? new OutlineEffect(renderer) : null;
+const scene = new THREE.Scene();
+const camera = new THREE.PerspectiveCamera(30, window.innerWidth / window.innerHeight, 0.1, 1000);
+camera.position.set(0, 15, 30);
+scene.add(new THREE.AmbientLight(0xaaaaaa, 3));
+const sun = new THREE.DirectionalLight(0xffffff, 3);
+sun.position.set(-1, 1, 1).normalize();
+scene.add(sun);
+
+function frameBustShot(model) {
+  // Head and shoulders: from a little above the top of the model down to about one head size
+  // below the 頭 bone (MMD puts it at the neck), centred on the head's depth.
+  model.updateMatrixWorld(true);
+  const box = new THREE.Box3().setFromObject(model);
+  const head = bones.get('頭');
+  let top = box.max.y, bottom = box.min.y, z = (box.min.z + box.max.z) / 2;
+  if (head) {
+    const p = head.bone.getWorldPosition(new THREE.Vector3());
+    const size = Math.max(top - p.y, 0.08 * (box.max.y - box.min.y));
+    top += 0.35 * size;
+    bottom = p.y - 0.8 * size;
+    z = p.z;
+  }
+  const span = Math.max(top - bottom, 1e-3);
+  const fov = THREE.MathUtils.degToRad(camera.fov);
+  const dist = (span / 2) / Math.tan(fov / 2) / Math.min(1, camera.aspect * 0.9);
+  const cy = (top + bottom) / 2;
+  camera.position.set(0, cy, z + dist);
+  camera.near = dist / 100;
+  camera.far = dist * 10;
+  camera.lookAt(0, cy, z);
+  camera.updateProjectionMatrix();
+}
+
+window.addEventListener('resize', () => {
+  camera.aspect = window.innerWidth / window.innerHeight;
+  renderer.setSize(window.innerWidth, window.innerHeight, false);
+  if (mesh) frameBustShot(mesh); else camera.updateProjectionMatrix();
+});
+
+// ---- the model --------------------------------------------------------------------------------
+
+function lookup(names, aliases) {
+  // names: Map of lower-cased model name → value. Returns the value for a wire name or an alias.
+  const out = new Map();
+  for (const [wire, alts] of Object.entries(aliases)) {
+    for (const n of [wire, ...alts]) {
+      const hit = names.get(n.toLowerCase());
+      if (hit !== undefined) { out.set(wire, hit); break; }
+    }
+  }
+  return out;
+}
+
+function bindModel(model) {
+  const byName = new Map();
+  for (const b of model.skeleton.bones) if (!byName.has(b.name.toLowerCase())) byName.set(b.name.toLowerCase(), b);
+  for (const [wire, bone] of lookup(byName, BONE_ALIASES)) {
+    bones.set(wire, { bone, rest: bone.quaternion.clone(), target: new THREE.Quaternion(), current: new THREE.Quaternion() });
+  }
+  const dict = new Map();
+  for (const [name, index] of Object.entries(model.morphTargetDictionary || {})) {
+    if (!dict.has(name.toLowerCase())) dict.set(name.toLowerCase(), index);
+  }
+  for (const [wire, index] of lookup(dict, MORPH_ALIASES)) morphs.set(wire, { index, target: 0 });
+}
+
+async function loadConfig() {
+  const res = await fetch('/config.json' + (token ? `?token=${encodeURIComponent(token)}` : ''), { cache: 'no-store' });
+  if (!res.ok) throw new Error(`config.json: HTTP ${res.status}`);
+  return res.json();
+}
+
+function loadModel(url) {
+  return new Promise((resolve, reject) => {
+    new MMDLoader().load(url, resolve, undefined, (e) => reject(new Error(`cannot load ${url}: ${e.message || e}`)));
+  });
+}
+
+// ---- pose messages ----------------------------------------------------------------------------
+
+const tmp = new THREE.Quaternion();
+
+function finite4(v) {
+  return Array.isArray(v) && v.length === 4 && v.every((c) => typeof c === 'number' && Number.isFinite(c));
+}
+
+function applyMessage(msg) {
+  if (msg.type === 'settings') {
+    if (typeof msg.mirror === 'boolean') { state.mirror = msg.mirror; mirrorBox.checked = msg.mirror; }
+    if (typeof msg.smoothing === 'number' && Number.isFinite(msg.smoothing)) {
+      state.smoothing = Math.min(1, Math.max(0, msg.smoothing));
+      smoothingSlider.value = String(state.smoothing);
+    }
+    return;
+  }
+  if (msg.type !== 'pose') return;
+  state.messages += 1;
+  state.found = !!msg.found;
+  if (msg.bones && typeof msg.bones === 'object') {
+    for (const [name, q] of Object.entries(msg.bones)) {
+      const b = bones.get(name);
+      if (!b || !finite4(q)) continue;
+      tmp.set(q[0], q[1], q[2], q[3]);
+      if (tmp.lengthSq() < 1e-12) continue;
+      b.target.copy(tmp.normalize());
+    }
+  }
+  if (msg.morphs && typeof msg.morphs === 'object') {
+    for (const [name, w] of Object.entries(msg.morphs)) {
+      const m = morphs.get(name);
+      if (m && typeof w === 'number' && Number.isFinite(w)) m.target = Math.min(1, Math.max(0, w));
+    }
+  }
+}
+
+let socket = null;
+let retry = 500;
+
+function connect() {
+  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws` + (token ? `?token=${encodeURIComponent(token)}` : '');
+  socket = new WebSocket(url);
+  socket.onopen = () => { state.connected = true; retry = 500; };
+  socket.onmessage = (ev) => {
+    if (typeof ev.data !== 'string') return;
+    let msg;
+    try { msg = JSON.parse(ev.data); } catch { return; }
+    if (msg && typeof msg === 'object') applyMessage(msg);
+  };
+  socket.onclose = () => {
+    state.connected = false;
+    setTimeout(connect, retry);            // the bridge may restart: keep trying, gently
+    retry = Math.min(retry * 2, 5000);
+  };
+}
+
+function send(obj) {
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(obj));
+}
+
+// ---- panel ------------------------------------------------------------------------------------
+
+const panel = document.getElementById('panel');
+const statusText = document.getElementById('status');
+const mirrorBox = document.getElementById('mirror');
+const smoothingSlider = document.getElementById('smoothing');
+panel.hidden = transparent;
+document.getElementById('calibrate').addEventListener('click', () => send({ cmd: 'calibrate' }));
+mirrorBox.addEventListener('change', () => send({ cmd: 'mirror', value: mirrorBox.checked }));
+smoothingSlider.addEventListener('input', () => {
+  state.smoothing = Number(smoothingSlider.value);
+  send({ cmd: 'smoothing', value: state.smoothing });
+});
+
+function showError(text) {
+  state.error = text;
+  const el = document.getElementById('error');
+  el.textContent = text;
+  el.hidden = transparent;
+}
+
+// ---- animation loop ---------------------------------------------------------------------------
+
+const clock = new THREE.Clock();
+let frames = 0, fpsT = 0, msgCount = 0;
+
+function step(dt) {
+  // Exponential approach: time constant 0 (snap) … 0.25 s at full smoothing.
+  const tau = state.smoothing * 0.25;
+  const a = tau <= 1e-4 ? 1 : 1 - Math.exp(-dt / tau);
+  for (const b of bones.values()) {
+    b.current.slerp(b.target, a);
+    b.bone.quaternion.copy(b.rest).multiply(b.current);
+  }
+  if (mesh) {
+    const inf = mesh.morphTargetInfluences;
+    for (const m of morphs.values()) inf[m.index] += (m.target - inf[m.index]) * a;
+  }
+}
+
+function animate() {
+  const dt = Math.min(clock.getDelta(), 0.1);
+  step(dt);
+  if (effect) effect.render(scene, camera); else renderer.render(scene, camera);
+  frames += 1;
+  fpsT += dt;
+  if (fpsT >= 1) {
+    state.fps = frames / fpsT;
+    state.rate = (state.messages - msgCount) / fpsT;
+    msgCount = state.messages;
+    frames = 0;
+    fpsT = 0;
+    statusText.textContent = state.connected
+      ? `${state.rate.toFixed(0)} poses/s · face ${state.found ? 'found' : 'not found'} · ${state.fps.toFixed(0)} fps`
+      : 'bridge not connected…';
+  }
+  if (mesh && !state.ready) state.ready = true;   // after the first frame with the model drawn
+}
+
+// ---- test hook (read-only) --------------------------------------------------------------------
+
+const toArray = (q) => [q.x, q.y, q.z, q.w];
+window.openvtuber = Object.freeze({
+  get ready() { return state.ready; },
+  bones() {
+    const out = {};
+    for (const [name, b] of bones) out[name] = toArray(b.rest.clone().invert().multiply(b.bone.quaternion));
+    return out;
+  },
+  morphs() {
+    const out = {};
+    if (mesh) for (const [name, m] of morphs) out[name] = mesh.morphTargetInfluences[m.index];
+    return out;
+  },
+  stats() {
+    return { fps: state.fps, messages: state.messages, found: state.found, connected: state.connected, error: state.error };
+  },
+  screen(name) {   // CSS-pixel position of a bone on screen (for pixel checks in tests)
+    const b = bones.get(name);
+    if (!b) return null;
+    const p = b.bone.getWorldPosition(new THREE.Vector3()).project(camera);
+    return [(p.x + 1) / 2 * window.innerWidth, (1 - p.y) / 2 * window.innerHeight];
+  },
+});
+
+// ---- start ------------------------------------------------------------------------------------
+
+renderer.setAnimationLoop(animate);
+panel.hidden = transparent;
+try {
+  const config = await loadConfig();
+  if (config.settings) applyMessage({ type: 'settings', ...config.settings });
+  mesh = await loadModel(config.model);
+  bindModel(mesh);
+  scene.add(mesh);
+  frameBustShot(mesh);
+} catch (e) {
+  showError(String(e.message || e));
+  console.warn('OpenVtuber:', e);
+}
+connect();
