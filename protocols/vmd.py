@@ -229,6 +229,23 @@ def _weight(value, stats: VmdStats) -> float | None:
     return w
 
 
+def _emit(tracks: dict, eps: float | None, rotation: bool, stats: VmdStats, pack) -> tuple[bytes, int]:  # noqa: ANN001
+    """Key bytes of every track (reduced when ``eps`` is set) and how many keys they hold."""
+    out = bytearray()
+    count = 0
+    for name, (frames, values) in tracks.items():
+        if not frames:
+            continue
+        f = np.asarray(frames, np.int64)
+        v = np.asarray(values, np.float64)
+        keep = _keep(f, v, eps, rotation) if eps is not None and len(f) > 2 else np.ones(len(f), bool)
+        stats.reduced += int((~keep).sum())
+        for frame, value in zip(f[keep], v[keep]):
+            out += pack(name, int(frame), value)
+            count += 1
+    return bytes(out), count
+
+
 def _encode(poses: Iterable[AvatarPose], model_name: str, fps: float, bones: Sequence[str] | None,
             morphs: Sequence[str] | None, reduce: Reduce) -> tuple[bytes, VmdStats]:
     if not (isinstance(fps, numbers.Real) and not isinstance(fps, bool) and math.isfinite(fps) and fps > 0):
@@ -290,29 +307,13 @@ def _encode(poses: Iterable[AvatarPose], model_name: str, fps: float, bones: Seq
                     frames.append(frame)
                     weights.append(w)
 
-    bone_out = bytearray()
-    for name, (frames, values) in bone_tracks.items():
-        if not frames:
-            continue
-        f = np.asarray(frames, np.int64)
-        v = np.asarray(values, np.float64)
-        keep = _keep(f, v, eps_bone, True) if eps_bone is not None and len(f) > 2 else np.ones(len(f), bool)
-        stats.reduced += int((~keep).sum())
-        for frame, q in zip(f[keep], v[keep]):
-            bone_out += _BONE_KEY.pack(bone_names[name], int(frame), 0.0, 0.0, 0.0,
-                                       *to_vmd_quaternion(q.tolist()), LINEAR_INTERPOLATION)
-            stats.bone_keys += 1
-    morph_out = bytearray()
-    for name, (frames, weights) in morph_tracks.items():
-        if not frames:
-            continue
-        f = np.asarray(frames, np.int64)
-        w = np.asarray(weights, np.float64)
-        keep = _keep(f, w, eps_morph, False) if eps_morph is not None and len(f) > 2 else np.ones(len(f), bool)
-        stats.reduced += int((~keep).sum())
-        for frame, weight in zip(f[keep], w[keep]):
-            morph_out += _MORPH_KEY.pack(morph_names[name], int(frame), float(weight))
-            stats.morph_keys += 1
+    bone_out, stats.bone_keys = _emit(
+        bone_tracks, eps_bone, True, stats,
+        lambda name, frame, q: _BONE_KEY.pack(bone_names[name], frame, 0.0, 0.0, 0.0,
+                                              *to_vmd_quaternion(q.tolist()), LINEAR_INTERPOLATION))
+    morph_out, stats.morph_keys = _emit(
+        morph_tracks, eps_morph, False, stats,
+        lambda name, frame, w: _MORPH_KEY.pack(morph_names[name], frame, float(w)))
 
     data = b"".join([header, struct.pack("<I", stats.bone_keys), bytes(bone_out),
                      struct.pack("<I", stats.morph_keys), bytes(morph_out),

@@ -1,6 +1,10 @@
 """Shared fixtures: real photos shipped in packages, and one pipeline per runtime."""
 from __future__ import annotations
 
+import signal
+import subprocess
+import time
+
 import cv2
 import numpy as np
 import pytest
@@ -34,3 +38,11 @@ def litert_pipeline() -> FacePipeline:
 @pytest.fixture(scope="session")
 def opencv_pipeline() -> FacePipeline:
     return FacePipeline("opencv", tracking=False)
+
+
+def interrupt(proc: subprocess.Popen, timeout: float = 10.0) -> tuple[float, str]:
+    """Ctrl-C a running CLI process as a terminal would: (seconds until it exited, its stderr)."""
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=timeout)
+    return time.monotonic() - t0, proc.stderr.read()

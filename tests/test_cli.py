@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 import cv2
 import pytest
 
+from conftest import interrupt
 from openvtuber.bridge.records import RECORD_KEYS
 
 CLI = [sys.executable, "-m", "openvtuber.bridge.cli"]
@@ -119,11 +119,7 @@ def test_ctrl_c_stops_cleanly_within_two_seconds():
             line = proc.stderr.readline()
         assert "fps" in line and "demo" in line, line
         time.sleep(1.0)
-        t0 = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=10)
-        elapsed = time.monotonic() - t0
-        err = proc.stderr.read()
+        elapsed, err = interrupt(proc)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import signal
 import socket
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import time
 import numpy as np
 from pythonosc.osc_bundle import OscBundle
 
+from conftest import interrupt
 from openvtuber.bridge.replay import ReplaySource
 
 CLI = [sys.executable, "-m", "openvtuber.bridge.cli"]
@@ -94,11 +94,7 @@ def test_run_stops_on_ctrl_c_within_two_seconds():
             except socket.timeout:
                 pass
         assert received >= 30
-        t0 = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=10)
-        elapsed = time.monotonic() - t0
-        err = proc.stderr.read()
+        elapsed, err = interrupt(proc)
     finally:
         sock.close()
         if proc.poll() is None:
