@@ -17,6 +17,7 @@ from ..tracking.pipeline import FaceObservation, FacePipeline
 from ..tracking.sources import open_source
 from ..tracking.tracker import FaceTracker
 from .outputs import OutputHub
+from .page_settings import PageSettings
 from .replay import ReplaySource
 from .rig import RigOptions, rig
 from .status import StatusLine
@@ -71,13 +72,22 @@ class Bridge:
         self.fps = 0.0
         self.last_found = False
         self.page = None
+        self.page_settings = None
         # everything that can fail on bad user input fails here, before any thread starts
         if opts.page:                             # port taken / model missing: fail before a camera turns on
             from .server import PageServer
 
             self.page = PageServer(opts.model, opts.host, opts.http_port, on_command=self._command)
-            self.page.settings["mirror"] = opts.rig.mirror
+            saved = PageSettings.load(status.message)
+            # the panel's last choice survives a restart; an explicit --no-mirror still wins
+            opts.rig.mirror = opts.rig.mirror and saved.mirror
+            self.page_settings = PageSettings(opts.rig.mirror, saved.smoothing)
+            self.page.settings.update(mirror=opts.rig.mirror, smoothing=saved.smoothing)
             self.page.start()
+            missing = self.page.model_report.get("missing_required_bones", []) if self.page.model_report else []
+            if missing:
+                status.message(f"model {self.page.model.name} lacks the bones {', '.join(missing)}: "
+                               "those parts of the pose are not shown")
         try:
             self._open(opts, status)
         except BaseException:
@@ -101,6 +111,9 @@ class Bridge:
         elif cmd.cmd == "mirror":
             self.opts.rig.mirror = bool(cmd.value)
         # "smoothing" is the page's own display easing; the server keeps it for every open panel
+        if cmd.cmd in ("mirror", "smoothing"):
+            setattr(self.page_settings, cmd.cmd, cmd.value)
+            self.page_settings.save()
 
     def _open(self, opts: RunOptions, status: StatusLine) -> None:
         if opts.vmc is not None:

@@ -107,6 +107,20 @@ def resolve_model(path: str | Path | None) -> Path:
     return p.resolve()
 
 
+def model_report(path: Path) -> dict | None:
+    """Which standard bones/morphs the model has (``protocols.pmx``), for the panel and the
+    start-up line. A file the bounded reader refuses is reported, never fatal: the page's
+    own loader gets its chance and shows its error. PMD files are not read (None)."""
+    if path.suffix.lower() != ".pmx":
+        return None
+    from ..protocols.pmx import PmxError, read_pmx, standard_report
+
+    try:
+        return standard_report(read_pmx(path))
+    except (PmxError, OSError) as e:
+        return {"ok": False, "error": str(e), "missing_required_bones": [], "missing_required_morphs": []}
+
+
 def safe_join(root: Path, rel_segments: list[str]) -> Path | None:
     """``root``/segments if it is a regular file inside ``root`` after resolving symlinks."""
     if not rel_segments:
@@ -184,6 +198,7 @@ class PageServer:
                                   "run `npm ci` in renderer/ (make install does it)")
         self.model = resolve_model(model)
         self.model_dir = self.model.parent
+        self.model_report = model_report(self.model)
         self.host = host
         self.port = port
         self.loopback = host in LOOPBACK
@@ -364,7 +379,8 @@ class PageServer:
                 resp.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="Strict", path="/")
             return resp
         if not rest and head == "config.json":
-            return web.json_response({"model": "/model/" + quote(self.model.name), "settings": self.settings},
+            return web.json_response({"model": "/model/" + quote(self.model.name), "settings": self.settings,
+                                      "report": self.model_report},
                                      headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
         if head == "three":
             if not any(tuple(rest[:len(sub)]) == sub and len(rest) > len(sub) for sub in THREE_SUBTREES):

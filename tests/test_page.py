@@ -160,9 +160,12 @@ def test_pose_messages_are_compact_and_finite():
     assert msg["morphs"] == {"まばたき": 0.33333, "あ": 0.0}
 
 
-def test_bridge_applies_panel_commands():
+def test_bridge_applies_panel_commands(tmp_path, monkeypatch):
+    from openvtuber.bridge.page_settings import PageSettings
     from openvtuber.bridge.run import Bridge, RunOptions
     from openvtuber.bridge.status import StatusLine
+
+    monkeypatch.setenv("OPENVTUBER_CONFIG_DIR", str(tmp_path))
 
     class Tracker:
         on_calibrated = None
@@ -173,11 +176,14 @@ def test_bridge_applies_panel_commands():
 
     bridge = Bridge.__new__(Bridge)          # only the command handler, no source or threads
     bridge.opts, bridge.status, bridge.tracker = RunOptions(), StatusLine(io.StringIO()), Tracker()
+    bridge.page_settings = PageSettings()
     bridge._command(Command("mirror", False))
     assert bridge.opts.rig.mirror is False
+    assert PageSettings.load() == PageSettings(mirror=False)          # survives a restart
     bridge._command(Command("calibrate"))
     assert bridge.tracker.asked == [30] and bridge.tracker.on_calibrated is not None
-    bridge._command(Command("smoothing", 0.7))        # the page's own easing: nothing to do here
+    bridge._command(Command("smoothing", 0.7))        # the page's own easing: only remembered
+    assert PageSettings.load() == PageSettings(mirror=False, smoothing=0.7)
     bridge.tracker = None                              # replays have no tracker: calibrate is ignored
     bridge._command(Command("calibrate"))
 
@@ -548,13 +554,17 @@ def _free_port() -> int:
 
 
 @needs_three
-def test_cli_run_page_serves_poses_and_takes_commands(model_dir):
+def test_cli_run_page_serves_poses_and_takes_commands(model_dir, tmp_path):
     import aiohttp
 
     port = _free_port()
+    env = {**os.environ, "OPENVTUBER_CONFIG_DIR": str(tmp_path)}
     proc = subprocess.Popen([*CLI, "run", "--page", "--source", "demo", "--no-vmc", "--http-port", str(port),
-                             "--model", str(model_dir / "test.pmx")], stderr=subprocess.PIPE, text=True)
+                             "--model", str(model_dir / "test.pmx")], stderr=subprocess.PIPE, text=True, env=env)
     try:
+        # the test model has no 両目: said once, in one line, and it still runs
+        assert proc.stderr.readline().strip() == \
+            "model test.pmx lacks the bones 両目: those parts of the pose are not shown"
         line = proc.stderr.readline()
         assert line.strip() == f"page: http://127.0.0.1:{port}/", line
 
@@ -576,6 +586,8 @@ def test_cli_run_page_serves_poses_and_takes_commands(model_dir):
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=15)
     assert proc.returncode == 0, err
+    # the panel's mirror choice was saved for the next run
+    assert json.loads((tmp_path / "page_settings.json").read_text())["mirror"] is False
 
 
 @needs_three
