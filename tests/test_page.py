@@ -672,3 +672,33 @@ def test_bundled_avatar_loads_and_follows_the_head(browser):
             pg.page.close()
     finally:
         srv.close()
+
+
+def test_mirror_toggle_flips_the_avatar_end_to_end(browser, tmp_path):
+    """A recording of a head turned 30° to the person's left, replayed through the real bridge:
+    mirrored, the avatar's head turns to its own right (negative yaw about +Y in three.js);
+    the panel's mirror toggle flips it to its own left."""
+    if not (RENDERER_DIR / "models" / "openvtuber" / "openvtuber.pmx").is_file():
+        pytest.skip("bundled avatar not generated yet (make install)")
+    rec = tmp_path / "turned.jsonl"
+    base = {"found": True, "confidence": 1.0, "yaw": 30.0, "pitch": 0.0, "roll": 0.0, "x": 0.0, "y": 0.0, "z": 0.6,
+            "gaze_left_yaw": 0.0, "gaze_left_pitch": 0.0, "gaze_right_yaw": 0.0, "gaze_right_pitch": 0.0,
+            "eye_open_left": 1.0, "eye_open_right": 1.0, "mouth_open": 0.0, "smile": 0.0,
+            "brow_left": 0.0, "brow_right": 0.0, "path": None}
+    rec.write_text("".join(json.dumps({**base, "frame": i, "t": i / 30}) + "\n" for i in range(900)))
+    port = _free_port()
+    env = {**os.environ, "OPENVTUBER_CONFIG_DIR": str(tmp_path)}
+    proc = subprocess.Popen([*CLI, "run", "--page", "--source", f"replay:{rec}", "--no-vmc", "--http-port", str(port)],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        while "page:" not in (line := proc.stderr.readline()):
+            assert line, "the bridge stopped before serving the page"
+        page = Page(browser, f"http://127.0.0.1:{port}/")
+        head_yaw = "() => { const q = window.openvtuber.bones()['頭']; return q ? 2 * Math.atan2(q[1], q[3]) * 180 / Math.PI : null; }"
+        assert page.wait(f"() => ({head_yaw})() < -5", timeout=15)         # mirrored by default
+        page.page.click("#mirror")                                        # the panel's Mirror box
+        assert page.wait(f"() => ({head_yaw})() > 5", timeout=15)          # the toggle reached the rig
+        assert not page.errors
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=15)
