@@ -17,6 +17,7 @@ FILE_NAME = "page_settings.json"
 class PageSettings:
     mirror: bool = True
     smoothing: float = 0.2
+    model: str = "bundled"          # or the name of a model the user dropped on the page
 
     @classmethod
     def path(cls) -> Path:
@@ -30,12 +31,15 @@ class PageSettings:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             mirror, smoothing = data.get("mirror", True), data.get("smoothing", 0.2)
+            model = data.get("model", "bundled")
+            if not isinstance(model, str) or not 0 < len(model) <= 64:
+                raise ValueError("model must be a model name")
             if not isinstance(mirror, bool):
                 raise ValueError("mirror must be true or false")
             if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) \
                     or not math.isfinite(smoothing) or not 0.0 <= smoothing <= 1.0:
                 raise ValueError("smoothing must be a number from 0 to 1")
-            return cls(mirror, float(smoothing))
+            return cls(mirror, float(smoothing), model)
         except (ValueError, OSError, AttributeError) as e:
             if warn:
                 warn(f"page settings {path} ignored ({e})")

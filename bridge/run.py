@@ -81,8 +81,11 @@ class Bridge:
             saved = PageSettings.load(status.message)
             # the panel's last choice survives a restart; an explicit --no-mirror still wins
             opts.rig.mirror = opts.rig.mirror and saved.mirror
-            self.page_settings = PageSettings(opts.rig.mirror, saved.smoothing)
+            self.page_settings = PageSettings(opts.rig.mirror, saved.smoothing, saved.model)
             self.page.settings.update(mirror=opts.rig.mirror, smoothing=saved.smoothing)
+            if opts.model is None and saved.model != "bundled" and not self.page.select_model(saved.model):
+                status.message(f"the model {saved.model!r} chosen last time is gone: showing the bundled avatar")
+                self.page_settings.model = "bundled"
             self.page.start()
             missing = self.page.model_report.get("missing_required_bones", []) if self.page.model_report else []
             if missing:
@@ -111,7 +114,7 @@ class Bridge:
         elif cmd.cmd == "mirror":
             self.opts.rig.mirror = bool(cmd.value)
         # "smoothing" is the page's own display easing; the server keeps it for every open panel
-        if cmd.cmd in ("mirror", "smoothing"):
+        if cmd.cmd in ("mirror", "smoothing", "model") and self.page_settings is not None:
             setattr(self.page_settings, cmd.cmd, cmd.value)
             self.page_settings.save()
 

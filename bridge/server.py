@@ -28,8 +28,10 @@ import errno
 import hashlib
 import json
 import math
+import os
 import re
 import secrets
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -68,7 +70,8 @@ _IMPORTMAP = re.compile(rb"<script type=\"importmap\">(.*?)</script>", re.S)
 
 @dataclass
 class Command:
-    """A panel command from the page: ``calibrate``, ``mirror`` (bool), ``smoothing`` (0..1)."""
+    """A panel command from the page: ``calibrate``, ``mirror`` (bool), ``smoothing`` (0..1),
+    ``model`` (a stored model's name, or ``bundled``)."""
     cmd: str
     value: object = None
 
@@ -89,6 +92,8 @@ def parse_command(text: str) -> Command | None:
     if cmd == "smoothing" and isinstance(value, (int, float)) and not isinstance(value, bool) \
             and math.isfinite(value) and 0.0 <= value <= 1.0:
         return Command("smoothing", float(value))
+    if cmd == "model" and isinstance(value, str) and 0 < len(value) <= 64:
+        return Command("model", value)
     return None
 
 
@@ -267,6 +272,7 @@ class PageServer:
     async def _start(self) -> None:
         app = web.Application(client_max_size=MAX_WS_MESSAGE)
         app.router.add_get("/ws", self._ws)
+        app.router.add_post("/upload", self._upload)
         app.router.add_route("*", "/{tail:.*}", self._static)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -378,6 +384,12 @@ class PageServer:
             if head == "index.html" and self.token:
                 resp.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="Strict", path="/")
             return resp
+        if not rest and head == "models.json":
+            from .model_store import list_models
+
+            names = ["bundled"] + [m.name for m in list_models()]
+            return web.json_response({"models": names, "current": self.model_name},
+                                     headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
         if not rest and head == "config.json":
             return web.json_response({"model": "/model/" + quote(self.model.name), "settings": self.settings,
                                       "report": self.model_report},
@@ -393,6 +405,79 @@ class PageServer:
         if target is None:
             return self._refuse()
         return self._file(target)
+
+    # ---- user models -----------------------------------------------------------------
+
+    @property
+    def model_name(self) -> str:
+        """``bundled``, a stored model's name (its folder in the store), or a --model file's stem."""
+        if self.model == DEFAULT_MODEL.resolve():
+            return "bundled"
+        from .model_store import models_dir
+
+        try:
+            return self.model.relative_to(models_dir().resolve()).parts[0]
+        except ValueError:
+            return self.model.stem
+
+    def use_model(self, pmx: Path, report: dict | None = None) -> None:
+        """Serve another model and tell every open page to load it (server thread only)."""
+        self.model = pmx.resolve()
+        self.model_dir = self.model.parent
+        self.model_report = report if report else model_report(self.model)
+        self._fanout(json.dumps({"type": "model", "model": "/model/" + quote(self.model.name),
+                                 "name": self.model_name, "report": self.model_report}))
+
+    def select_model(self, name: str) -> bool:
+        """Switch to ``bundled`` or a stored model by name; False when there is no such model."""
+        from .model_store import list_models
+
+        if name == "bundled" and DEFAULT_MODEL.is_file():
+            self.use_model(DEFAULT_MODEL)
+            return True
+        for m in list_models():
+            if m.name == name:
+                self.use_model(m.pmx)
+                return True
+        return False
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """``POST /upload?name=FILE`` with the file as the body: a .pmx or a .zip of a model folder.
+        Same checks as the WebSocket (host, token, the page's own Origin); the body is streamed to
+        a temporary file with a hard size cap, then unpacked and validated off the event loop."""
+        from .model_store import MAX_UPLOAD, ModelStoreError, install
+
+        if not self._host_ok(request) or not self._token_ok(request) or not self._origin_ok(request):
+            self.rejected_upgrades += 1
+            return web.json_response({"ok": False, "error": "forbidden"}, status=403)
+        name = request.query.get("name", "")
+        if not name or len(name) > 255:
+            return web.json_response({"ok": False, "error": "name the file: /upload?name=MODEL.zip"}, status=400)
+        if (request.content_length or 0) > MAX_UPLOAD:
+            return web.json_response({"ok": False, "error": f"larger than {MAX_UPLOAD // 2**20} MB"}, status=413)
+        fd, tmp = tempfile.mkstemp(prefix="openvtuber-upload-")
+        try:
+            size = 0
+            with os.fdopen(fd, "wb") as out:
+                while chunk := await request.content.read(1 << 20):
+                    size += len(chunk)
+                    if size > MAX_UPLOAD:
+                        return web.json_response({"ok": False, "error": f"larger than {MAX_UPLOAD // 2**20} MB"},
+                                                 status=413)
+                    out.write(chunk)
+            try:
+                stored = await asyncio.get_running_loop().run_in_executor(None, install, Path(tmp), name)
+            except ModelStoreError as e:
+                return web.json_response({"ok": False, "error": str(e)}, status=400)
+            self.use_model(stored.pmx, stored.report)
+            if self.on_command is not None:
+                self.on_command(Command("model", self.model_name))
+            return web.json_response({"ok": True, "name": self.model_name, "report": stored.report})
+        finally:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
     # ---- WebSocket -------------------------------------------------------------------
 
@@ -457,6 +542,9 @@ class PageServer:
             self.rejected_messages += 1
             return
         self.commands += 1
+        if cmd.cmd == "model" and not self.select_model(str(cmd.value)):
+            self.rejected_messages += 1
+            return
         if cmd.cmd in ("mirror", "smoothing"):
             self.settings[cmd.cmd] = cmd.value
             self._fanout(json.dumps({"type": "settings", **self.settings}))   # keep every open panel in sync

@@ -1,0 +1,91 @@
+"""Dropping a model on the page: POST /upload, the model list, switching, and refusals."""
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+RENDERER = Path(__file__).resolve().parents[1] / "renderer"
+THREE = RENDERER / "node_modules" / "three" / "build" / "three.module.js"
+AVATAR = RENDERER / "models" / "openvtuber" / "openvtuber.pmx"
+pytestmark = pytest.mark.skipif(not (THREE.is_file() and AVATAR.is_file()),
+                                reason="needs renderer/node_modules and the bundled avatar (make install)")
+
+
+def _arun(coro):
+    with ThreadPoolExecutor(1) as ex:
+        return ex.submit(asyncio.run, coro).result()
+
+
+@pytest.fixture()
+def server(tmp_path, monkeypatch):
+    from openvtuber.bridge.server import PageServer
+
+    monkeypatch.setenv("OPENVTUBER_DATA_DIR", str(tmp_path / "data"))
+    seen = []
+    srv = PageServer(port=0, on_command=seen.append).start()
+    srv.seen = seen
+    yield srv
+    srv.close()
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for n, d in entries.items():
+            zf.writestr(n, d)
+    return buf.getvalue()
+
+
+async def _post(srv, name: str, body: bytes, origin: str | None = "own") -> tuple[int, dict]:
+    import aiohttp
+
+    headers = {"Origin": f"http://127.0.0.1:{srv.port}"} if origin == "own" else ({"Origin": origin} if origin else {})
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"http://127.0.0.1:{srv.port}/upload", params={"name": name}, data=body,
+                          headers=headers) as r:
+            return r.status, await r.json()
+
+
+async def _get(srv, path: str) -> dict:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"http://127.0.0.1:{srv.port}/{path}") as r:
+            return await r.json()
+
+
+def test_upload_switch_and_list(server):
+    status, body = _arun(_post(server, "Kawaii Model.zip", _zip({"Kawaii/kawaii.pmx": AVATAR.read_bytes()})))
+    assert status == 200 and body["ok"] and body["name"] == "Kawaii_Model" and body["report"]["ok"]
+    cfg = _arun(_get(server, "config.json"))
+    assert cfg["model"] == "/model/kawaii.pmx" and cfg["report"]["bones"]["頭"] == "頭"
+    assert _arun(_get(server, "models.json")) == {"models": ["bundled", "Kawaii_Model"], "current": "Kawaii_Model"}
+    assert [c.cmd for c in server.seen] == ["model"]          # the bridge hears it (to remember it)
+    assert server.select_model("bundled") and _arun(_get(server, "config.json"))["model"] == "/model/openvtuber.pmx"
+    assert not server.select_model("no-such-model")
+
+
+@pytest.mark.parametrize("origin", ["http://evil.example", None])
+def test_upload_from_a_foreign_page_is_refused(server, origin):
+    status, body = _arun(_post(server, "x.zip", _zip({"x.pmx": AVATAR.read_bytes()}), origin=origin))
+    assert status == 403 and not body["ok"]
+    assert _arun(_get(server, "models.json"))["models"] == ["bundled"]
+
+
+def test_hostile_or_oversized_uploads_are_refused(server, monkeypatch):
+    from openvtuber.bridge import model_store
+
+    status, body = _arun(_post(server, "evil.zip", _zip({"../../escape.pmx": b"x"})))
+    assert status == 400 and "outside the model folder" in body["error"]
+    status, body = _arun(_post(server, "photo.jpg", b"\xff\xd8\xff"))
+    assert status == 400 and "expected a .pmx" in body["error"]
+    monkeypatch.setattr(model_store, "MAX_UPLOAD", 1000)
+    status, body = _arun(_post(server, "big.pmx", b"\0" * 5000))
+    assert status == 413
+    assert _arun(_get(server, "config.json"))["model"] == "/model/openvtuber.pmx"   # still the bundled one
