@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -95,8 +96,9 @@ class OutputHub:
         """Let each output drain what is queued (bounded by ``timeout``), then close it."""
         for w in self._workers:
             w.queue.close()
+        deadline = time.monotonic() + timeout          # one budget for all outputs, not one each
         for w in self._workers:
-            w.thread.join(timeout)
+            w.thread.join(max(0.0, deadline - time.monotonic()))
             try:
                 w.output.close()
             except Exception:

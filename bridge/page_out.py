@@ -52,6 +52,8 @@ class PageOutput:
         self.frames = 0
 
     def send(self, pose: AvatarPose) -> None:
+        if not self.server.clients:           # nobody watching: no JSON, no wake-ups
+            return
         self.server.broadcast(encode_pose(pose))
         self.frames += 1
 

@@ -19,12 +19,17 @@ _FLOATS = ("yaw", "pitch", "roll", "gaze_left_yaw", "gaze_left_pitch", "gaze_rig
            "eye_open_left", "eye_open_right", "mouth_open", "smile", "brow_left", "brow_right")
 
 
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number")        # json accepts NaN/Infinity tokens; we do not
+
+
 def state_from_record(rec: dict) -> FaceState:
     """A ``FaceState`` from one record; raises ValueError on malformed values."""
     if not isinstance(rec, dict):
         raise ValueError("not a JSON object")
     frame, t = rec.get("frame"), rec.get("t")
-    if not isinstance(frame, int) or (t is not None and not isinstance(t, (int, float))):
+    if not isinstance(frame, int) or isinstance(frame, bool) or \
+            (t is not None and (not isinstance(t, (int, float)) or not math.isfinite(t))):
         raise ValueError("frame/t missing or not numbers")
     st = FaceState(t=None if t is None else float(t), frame=frame, found=bool(rec.get("found")),
                    confidence=float(rec.get("confidence") or 0.0), path=rec.get("path"))
@@ -35,8 +40,13 @@ def state_from_record(rec: dict) -> FaceState:
         if not isinstance(v, (int, float)) or not math.isfinite(v):
             raise ValueError(f"{key} is not a number")
         setattr(st, key, float(v))
-    st.vowels = {v: float(rec.get(f"vowel_{v}") or 0.0) for v in VOWELS}
-    if all(isinstance(rec.get(k), (int, float)) for k in ("x", "y", "z")):
+    st.vowels = {}
+    for v in VOWELS:
+        x = rec.get(f"vowel_{v}")
+        if x is not None and (isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x)):
+            raise ValueError(f"vowel_{v} is not a number")
+        st.vowels[v] = float(x or 0.0)
+    if all(isinstance(rec.get(k), (int, float)) and math.isfinite(rec[k]) for k in ("x", "y", "z")):
         st.translation = (float(rec["x"]), float(rec["y"]), float(rec["z"]))
     st.rotation = quat_from_ypr(st.yaw, st.pitch, st.roll)
     st.valid = True
@@ -70,7 +80,7 @@ class ReplaySource:
                     if not line.strip():
                         continue
                     try:
-                        st = state_from_record(json.loads(line))
+                        st = state_from_record(json.loads(line, parse_constant=_no_constant))
                     except (ValueError, TypeError, json.JSONDecodeError) as e:
                         self.stats.skip(f"{self.path.name}:{line_no}: skipped ({e})")
                         continue

@@ -33,7 +33,7 @@ class RigOptions:
 
 
 def _clip(v: float, lo: float = 0.0, hi: float = 1.0) -> float:
-    return lo if v < lo else hi if v > hi else v
+    return lo if not v > lo else hi if v > hi else v      # NaN → lo: nothing non-finite leaves the rig
 
 
 def rig(state: FaceState, opts: RigOptions | None = None, calibrated: bool = False) -> AvatarPose:
@@ -46,7 +46,8 @@ def rig(state: FaceState, opts: RigOptions | None = None, calibrated: bool = Fal
         pose.morphs = {BLINK: 0.0, WINK_LEFT: 0.0, WINK_RIGHT: 0.0, SMILE: 0.0, BROW_UP: 0.0, BROW_DOWN: 0.0,
                        **{m: 0.0 for m in VOWEL_MORPHS.values()}}
         return pose
-    s = -1.0 if opts.mirror else 1.0            # mirroring negates yaw and roll
+    mirror = opts.mirror                         # read once: the panel may flip it mid-frame
+    s = -1.0 if mirror else 1.0                  # mirroring negates yaw and roll
     g = opts.head_gain
     yaw, pitch, roll = s * state.yaw * g, state.pitch * g, s * state.roll * g
     by, bp, br = opts.body_share
@@ -60,7 +61,7 @@ def rig(state: FaceState, opts: RigOptions | None = None, calibrated: bool = Fal
     # avatar's own left/right after mirroring
     person = {"left": (state.gaze_left_yaw, state.gaze_left_pitch, state.eye_open_left),
               "right": (state.gaze_right_yaw, state.gaze_right_pitch, state.eye_open_right)}
-    av_left, av_right = (person["right"], person["left"]) if opts.mirror else (person["left"], person["right"])
+    av_left, av_right = (person["right"], person["left"]) if mirror else (person["left"], person["right"])
     ly, lp = opts.gaze_limit
     for bone, (gy, gp, _) in ((LEFT_EYE, av_left), (RIGHT_EYE, av_right)):
         pose.bones[bone] = quat_from_ypr(_clip(s * gy * opts.gaze_gain, -ly, ly), _clip(gp * opts.gaze_gain, -lp, lp), 0.0)

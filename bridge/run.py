@@ -17,6 +17,7 @@ from ..tracking.pipeline import FaceObservation, FacePipeline
 from ..tracking.sources import open_source
 from ..tracking.tracker import FaceTracker
 from .outputs import OutputHub
+from .vmc_in import merge
 from .page_settings import PageSettings
 from .replay import ReplaySource
 from .rig import RigOptions, rig
@@ -73,6 +74,7 @@ class Bridge:
         self.last_found = False
         self.page = None
         self.page_settings = None
+        self._calibrate_request = threading.Event()
         # everything that can fail on bad user input fails here, before any thread starts
         if opts.page:                             # port taken / model missing: fail before a camera turns on
             from .server import PageServer
@@ -93,9 +95,13 @@ class Bridge:
                                "those parts of the pose are not shown")
         try:
             self._open(opts, status)
-        except BaseException:
+        except BaseException:                       # nothing half-open may outlive a failed start
             if self.page is not None:
                 self.page.close()
+            if getattr(self, "vmc", None) is not None:
+                self.vmc.close()
+            if self.receiver is not None:
+                self.receiver.close()
             raise
         if self.page is not None:
             from .page_out import PageOutput
@@ -109,12 +115,12 @@ class Bridge:
         """A panel command from the page (runs on the server's thread: only flags are set here)."""
         if cmd.cmd == "calibrate" and self.tracker is not None:
             self.status.message("calibrating: look at the camera with a relaxed face for a second")
-            self.tracker.on_calibrated = saving_calibration(self.status.message)
-            self.tracker.calibrate(CALIBRATION_FRAMES)
+            self._calibrate_request.set()         # the tracker thread starts it between frames
         elif cmd.cmd == "mirror":
             self.opts.rig.mirror = bool(cmd.value)
         # "smoothing" is the page's own display easing; the server keeps it for every open panel
-        if cmd.cmd in ("mirror", "smoothing", "model") and self.page_settings is not None:
+        if cmd.cmd in ("mirror", "smoothing", "model") and self.page_settings is not None \
+                and getattr(self.page_settings, cmd.cmd) != cmd.value:
             setattr(self.page_settings, cmd.cmd, cmd.value)
             self.page_settings.save()
 
@@ -148,6 +154,10 @@ class Bridge:
             return
         stills = self.source.independent_frames
         for frame in self.source:
+            if self._calibrate_request.is_set():        # asked by the page, on the server's thread
+                self._calibrate_request.clear()
+                self.tracker.on_calibrated = saving_calibration(self.status.message)
+                self.tracker.calibrate(CALIBRATION_FRAMES)
             try:
                 obs = self.tracker.pipeline.process(frame.image)
             except BadFrame:
@@ -161,8 +171,6 @@ class Bridge:
                 calibrated = self.tracker.calibration.calibrated if self.tracker else False
                 pose = rig(state, self.opts.rig, calibrated)
                 if self.receiver is not None:
-                    from .vmc_in import merge
-
                     pose = merge(pose, self.receiver.snapshot())
                 self.hub.publish(pose)
                 self.summary.frames += 1
@@ -177,6 +185,7 @@ class Bridge:
             self.summary.error = f"{type(e).__name__}: {e}"
         finally:
             self.stop_event.set()
+            self.source.close()                     # (thread-safe: waits for a read in flight)
 
     def start(self) -> None:
         self.thread.start()

@@ -54,6 +54,8 @@ PAGE_FILES = {"index.html", "main.js", "style.css"}
 THREE_SUBTREES = (("build",), ("examples", "jsm"))
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 TOKEN_COOKIE = "openvtuber_token"
+MODEL_FILE_TYPES = {".pmx", ".pmd", ".vmd", ".png", ".bmp", ".jpg", ".jpeg", ".gif", ".webp", ".tga", ".dds",
+                    ".spa", ".sph", ".txt"}
 
 MIME = {
     ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -179,6 +181,7 @@ def _mime(path: Path) -> str:
 class _Client:
     ws: web.WebSocketResponse
     queue: collections.deque = field(default_factory=lambda: collections.deque(maxlen=CLIENT_QUEUE))
+    control: collections.deque = field(default_factory=lambda: collections.deque(maxlen=16))   # settings, model
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     dropped: int = 0
     window_t: float = 0.0          # incoming rate limit: MAX_COMMANDS_PER_S per one-second window
@@ -274,7 +277,8 @@ class PageServer:
         app.router.add_get("/ws", self._ws)
         app.router.add_post("/upload", self._upload)
         app.router.add_route("*", "/{tail:.*}", self._static)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # a stalled download or a silent client must not hold Ctrl-C for aiohttp's default 60 s
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.25)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=False)
         await site.start()
@@ -284,14 +288,14 @@ class PageServer:
     async def _shutdown(self) -> None:
         closing = [c.ws.close() for c in list(self._clients)]
         if closing:                      # all at once: frozen pages must not add up
-            await asyncio.wait([asyncio.ensure_future(c) for c in closing], timeout=0.5)
+            await asyncio.wait([asyncio.ensure_future(c) for c in closing], timeout=0.25)
         if self._runner is not None:
             await self._runner.cleanup()
 
     def close(self) -> None:
         if self._loop is not None and self._thread is not None and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(2.0)
+            self._thread.join(1.0)
 
     # ---- broadcasting ----------------------------------------------------------------
 
@@ -310,11 +314,14 @@ class PageServer:
             self.rate = self._rate_n / (now - self._rate_t)
             self._rate_t, self._rate_n = now, 0
 
-    def _fanout(self, text: str) -> None:
+    def _fanout(self, text: str, control: bool = False) -> None:
+        """Poses may be dropped (only the newest matters); control messages (settings, model)
+        ride a queue of their own so a slow page never loses one behind the poses."""
         for c in self._clients:
-            if len(c.queue) == c.queue.maxlen:
+            q = c.control if control else c.queue
+            if not control and len(q) == q.maxlen:
                 c.dropped += 1
-            c.queue.append(text)
+            q.append(text)
             c.wake.set()
         self.messages_out += 1
 
@@ -366,6 +373,8 @@ class PageServer:
                    "Cache-Control": "no-cache", "Referrer-Policy": "no-referrer"}
         if page:
             headers["Content-Security-Policy"] = self._csp
+        else:
+            headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
         return web.FileResponse(path, headers=headers)
 
     async def _static(self, request: web.Request) -> web.StreamResponse:
@@ -399,7 +408,9 @@ class PageServer:
                 return self._refuse()
             target = safe_join(self.three_dir, rest)
         elif head == "model":
-            target = safe_join(self.model_dir, rest)
+            # only what a model needs: an HTML file dropped in a zip must never run on our origin
+            ok = bool(rest) and Path(rest[-1]).suffix.lower() in MODEL_FILE_TYPES
+            target = safe_join(self.model_dir, rest) if ok else None
         else:
             target = None
         if target is None:
@@ -426,7 +437,7 @@ class PageServer:
         self.model_dir = self.model.parent
         self.model_report = report if report else model_report(self.model)
         self._fanout(json.dumps({"type": "model", "model": "/model/" + quote(self.model.name),
-                                 "name": self.model_name, "report": self.model_report}))
+                                 "name": self.model_name, "report": self.model_report}), control=True)
 
     def select_model(self, name: str) -> bool:
         """Switch to ``bundled`` or a stored model by name; False when there is no such model."""
@@ -440,6 +451,22 @@ class PageServer:
                 self.use_model(m.pmx)
                 return True
         return False
+
+    async def _switch_model(self, name: str, cmd: Command) -> None:
+        from .model_store import list_models
+
+        loop = asyncio.get_running_loop()
+        if name == "bundled" and DEFAULT_MODEL.is_file():
+            pmx = DEFAULT_MODEL
+        else:
+            pmx = next((m.pmx for m in await loop.run_in_executor(None, list_models) if m.name == name), None)
+        if pmx is None:
+            self.rejected_messages += 1
+            return
+        report = await loop.run_in_executor(None, model_report, pmx)
+        self.use_model(pmx, report)
+        if self.on_command is not None:
+            self.on_command(cmd)
 
     async def _upload(self, request: web.Request) -> web.Response:
         """``POST /upload?name=FILE`` with the file as the body: a .pmx or a .zip of a model folder.
@@ -497,7 +524,7 @@ class PageServer:
         await ws.prepare(request)
         client = _Client(ws)
         self._clients.add(client)
-        client.queue.append(json.dumps({"type": "settings", **self.settings}))
+        client.control.append(json.dumps({"type": "settings", **self.settings}))
         client.wake.set()
         sender = asyncio.ensure_future(self._send_loop(client))
         try:
@@ -531,8 +558,8 @@ class PageServer:
             while not ws.closed:
                 await client.wake.wait()
                 client.wake.clear()
-                while client.queue and not ws.closed:
-                    await ws.send_str(client.queue.popleft())
+                while (client.control or client.queue) and not ws.closed:
+                    await ws.send_str((client.control or client.queue).popleft())
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
             pass
 
@@ -542,12 +569,13 @@ class PageServer:
             self.rejected_messages += 1
             return
         self.commands += 1
-        if cmd.cmd == "model" and not self.select_model(str(cmd.value)):
-            self.rejected_messages += 1
+        if cmd.cmd == "model":
+            if cmd.value != self.model_name:          # reading a model is file I/O: off the event loop
+                asyncio.ensure_future(self._switch_model(str(cmd.value), cmd))
             return
         if cmd.cmd in ("mirror", "smoothing"):
             self.settings[cmd.cmd] = cmd.value
-            self._fanout(json.dumps({"type": "settings", **self.settings}))   # keep every open panel in sync
+            self._fanout(json.dumps({"type": "settings", **self.settings}), control=True)   # every open panel
         if self.on_command is not None:
             try:
                 self.on_command(cmd)

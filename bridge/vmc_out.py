@@ -41,7 +41,9 @@ class VmcSender:
     name = "vmc"
 
     def __init__(self, host: str, port: int, blendshapes: str = "vrm0"):
-        self.target = (host, port)
+        # resolved once: sendto with a host name would look it up for every datagram
+        self.target = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_DGRAM)[0][4]
+        self.name_shown = f"{host}:{port}"
         self.blendshapes = blendshapes
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.frames = 0
@@ -68,7 +70,7 @@ class VmcSender:
             self._rate_t, self._rate_n = now, 0
 
     def status(self) -> str:
-        return f"vmc {self.target[0]}:{self.target[1]} {self.rate:4.0f} pkt/s"
+        return f"vmc {self.name_shown} {self.rate:4.0f} pkt/s"
 
     def close(self) -> None:
         self._sock.close()

@@ -18,6 +18,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -177,11 +178,12 @@ def test_bridge_applies_panel_commands(tmp_path, monkeypatch):
     bridge = Bridge.__new__(Bridge)          # only the command handler, no source or threads
     bridge.opts, bridge.status, bridge.tracker = RunOptions(), StatusLine(io.StringIO()), Tracker()
     bridge.page_settings = PageSettings()
+    bridge._calibrate_request = threading.Event()
     bridge._command(Command("mirror", False))
     assert bridge.opts.rig.mirror is False
     assert PageSettings.load() == PageSettings(mirror=False)          # survives a restart
     bridge._command(Command("calibrate"))
-    assert bridge.tracker.asked == [30] and bridge.tracker.on_calibrated is not None
+    assert bridge._calibrate_request.is_set()          # the tracker thread starts it between frames
     bridge._command(Command("smoothing", 0.7))        # the page's own easing: only remembered
     assert PageSettings.load() == PageSettings(mirror=False, smoothing=0.7)
     bridge.tracker = None                              # replays have no tracker: calibrate is ignored

@@ -59,15 +59,17 @@ def test_replay_keeps_the_recorded_timing_and_values(tmp_path):
     sock.close()
     _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
-    assert len(got) == 45
-    ts = np.array([t for t, _ in got])
-    assert np.allclose(ts, [r["t"] for r in records], atol=1e-6)
+    # a drop-oldest output may shed a frame when the machine is loaded, never reorder or invent one
+    assert len(got) >= 40
+    by_t = {round(r["t"], 6): r for r in records}
+    ts = [round(t, 6) for t, _ in got]
+    assert all(t in by_t for t in ts) and ts == sorted(ts)
     span = arrivals[-1] - arrivals[0]
-    assert abs(span - (records[-1]["t"] - records[0]["t"])) < 0.4       # original pace, not as fast as possible
+    assert abs(span - (ts[-1] - ts[0])) < 0.4                            # original pace, not as fast as possible
     # mirror off: the recorded turn to the person's left is the avatar's left, which is a
     # negative rotation about Unity's Y (Unity's +X is the avatar's right)
     yaw = np.array([y for _, y in got])
-    assert np.corrcoef(yaw, [r["yaw"] for r in records])[0, 1] < -0.99
+    assert np.corrcoef(yaw, [by_t[t]["yaw"] for t in ts])[0, 1] < -0.99
 
 
 def test_replay_source_counts_bad_lines(tmp_path):

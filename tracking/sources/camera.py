@@ -8,6 +8,7 @@ delivering (unplugged, taken by another app) is released and re-opened every
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import Callable, Iterator
 
@@ -45,6 +46,7 @@ class CameraSource:
         self._settings = (width, height, fps)
         self._on_status = on_status or (lambda msg: None)
         self._closed = False
+        self._io = threading.Lock()            # one thread at a time inside OpenCV's capture
         self._cap = self._open()
         if self._cap is None:
             raise SourceError(f"camera {device} not found or busy: check the index/path, "
@@ -71,18 +73,16 @@ class CameraSource:
     def _reconnect(self) -> bool:
         """Release and re-open until it works or the source is closed."""
         self._on_status("camera lost, retrying")
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
-        while not self._closed:
-            time.sleep(self.retry_s)
-            if self._closed:
-                return False
-            self._cap = self._open()
-            if self._cap is not None and self._closed:     # closed while opening: give it back
+        with self._io:
+            if self._cap is not None:
                 self._cap.release()
                 self._cap = None
-                return False
+        while not self._closed:
+            time.sleep(self.retry_s)
+            with self._io:
+                if self._closed:
+                    return False
+                self._cap = self._open()
             if self._cap is not None:
                 self.stats.reconnects += 1
                 self._on_status("camera back")
@@ -93,7 +93,10 @@ class CameraSource:
         start = time.monotonic()
         index, failures = 0, 0
         while not self._closed:
-            ok, image = self._cap.read() if self._cap is not None else (False, None)
+            with self._io:
+                if self._closed:
+                    return
+                ok, image = self._cap.read() if self._cap is not None else (False, None)
             if not ok or image is None or image.size == 0:
                 failures += 1
                 if failures >= self.lost_after and not self._reconnect():
@@ -106,6 +109,13 @@ class CameraSource:
             index += 1
 
     def close(self) -> None:
+        """Safe from any thread: waits (at most a second) for a read in flight, since OpenCV
+        must not release a capture another thread is reading."""
         self._closed = True
-        if self._cap is not None:
-            self._cap.release()
+        if self._io.acquire(timeout=1.0):
+            try:
+                if self._cap is not None:
+                    self._cap.release()
+                    self._cap = None
+            finally:
+                self._io.release()

@@ -6,6 +6,7 @@ is a ``SourceError`` at open time; one that breaks off ends the stream (counted)
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -38,6 +39,7 @@ class VideoSource:
             self.fps = 30.0
         self.frame_count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self._closed = False
+        self._io = threading.Lock()
 
     def _open(self) -> cv2.VideoCapture:
         with quiet_native_stderr():  # demuxers print parse errors of broken files to fd 2
@@ -59,15 +61,21 @@ class VideoSource:
         image, n, last = self._first, 0, 0.0
         while not self._closed:
             if image is None:
-                ok, image = self._cap.read()
+                with self._io:                   # close() from another thread waits for this read
+                    if self._closed:
+                        return
+                    ok, image = self._cap.read()
                 if not ok or image is None:
                     if n == 0 or not self.loop:
                         if self.frame_count and n < self.frame_count - 1 and not self.loop:
                             self.stats.skip(f"{self.path.name}: decoding stopped after {n} of {self.frame_count} frames")
                         return
                     offset += last + 1.0 / self.fps      # loop: time keeps increasing
-                    self._cap.release()
-                    self._cap = self._open()
+                    with self._io:
+                        if self._closed:
+                            return
+                        self._cap.release()
+                        self._cap = self._open()
                     n, last, image = 0, 0.0, None
                     continue
             t = self._timestamp(n, last) if n else 0.0
@@ -75,5 +83,11 @@ class VideoSource:
             last, n, index, image = t, n + 1, index + 1, None
 
     def close(self) -> None:
+        """Safe from any thread: OpenCV must not release a capture another thread is reading,
+        so this waits (briefly) for the read in flight."""
         self._closed = True
-        self._cap.release()
+        if self._io.acquire(timeout=1.0):
+            try:
+                self._cap.release()
+            finally:
+                self._io.release()
