@@ -107,6 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
     ac = sub.add_parser("accuracy", help="solver accuracy on synthetic clips with known answers")
     ac.add_argument("--json", action="store_true", help="print one JSON object")
     ac.add_argument("--uncalibrated", action="store_true", help="use the defaults instead of calibrating first")
+
+    dr = sub.add_parser("doctor", help="check this machine: packages, models, runtime speed, cameras, browser "
+                                       "and WebGL, virtual camera, ports, config file")
+    dr.add_argument("--json", action="store_true", help="print the rows as one JSON object")
+    dr.add_argument("--browser", metavar="PATH", help="the Chrome/Chromium/Edge to check (default: search for one)")
+
+    cf = sub.add_parser("config", help="show the settings in effect for run and track (flag > openvtuber.toml > "
+                                       "default) and the file's path")
+    cf.add_argument("--init", action="store_true", help="write a commented default openvtuber.toml if none exists")
+    cf.add_argument("command_line", nargs=argparse.REMAINDER, metavar="run|track [FLAGS]",
+                    help="show the values a command line would get, e.g. `openvtuber config run --no-mirror`")
     return ap
 
 
@@ -139,7 +150,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             opts = RunOptions(source=f"replay:{args.file}", vmc=None if args.no_vmc else args.vmc,
                               blendshapes=args.blendshapes, realtime=args.realtime, rig=RigOptions(mirror=args.mirror))
         else:
-            if (args.model or args.host != "127.0.0.1" or args.http_port != 8741) and not args.page:
+            file_only = getattr(args, "_file_only", set())   # page settings the file gives are unused without page
+            page_flags = [d for d, changed in (("model", args.model), ("host", args.host != "127.0.0.1"),
+                                               ("http_port", args.http_port != 8741)) if changed and d not in file_only]
+            if page_flags and not args.page:
                 raise SourceErrorLike("--model, --host and --http-port are for the page: add --page")
             opts = RunOptions(args.source, None if args.no_vmc else args.vmc, args.frames, args.mirror, args.vmc_in,
                               args.blendshapes, args.runtime, args.threads, args.realtime, args.calibrate,
@@ -162,6 +176,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .accuracy import main_accuracy
 
         return main_accuracy(args.json, args.uncalibrated)
+    if args.command == "doctor":
+        from .doctor import main_doctor
+
+        return main_doctor(args.json, args.browser)
+    if args.command == "config":
+        from . import config
+
+        if args.init:
+            path, written = config.init_file(build_parser())
+            print(f"wrote {path}" if written else f"{path} already exists; left unchanged", file=sys.stderr)
+            return 0
+        return config.describe(build_parser(), args.command_line)
     raise AssertionError(args.command)
 
 
@@ -169,8 +195,35 @@ def _sigterm(signum, frame):  # noqa: ANN001 - signal handler signature
     raise KeyboardInterrupt
 
 
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """Parse with ``openvtuber.toml`` applied to ``run``/``track`` (flag > file > default)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    command = argv[0] if argv else None
+    if command not in ("run", "track"):
+        return parser.parse_args(argv)
+    from . import config
+
+    values, warnings = config.apply(parser, command)   # ConfigError: one line, exit 2 (in main)
+    for w in warnings:
+        print(f"openvtuber: {w}", file=sys.stderr)
+    args = parser.parse_args(argv)
+    if values.keys:
+        flags = config.given_on_command_line(parser, command, argv)
+        args._file_only = values.keys - flags
+        if command == "run" and "vmc" in flags and "no_vmc" not in flags:
+            args.no_vmc = False        # --vmc on the command line beats `vmc = false` in the file
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from .config import ConfigError
+
+    try:
+        args = _parse(argv)
+    except ConfigError as e:
+        print(f"openvtuber: {e}", file=sys.stderr)
+        return 2
     signal.signal(signal.SIGTERM, _sigterm)
     from ..models.runtime import RuntimeUnavailable
     from ..models.weights import ModelFileError
@@ -180,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return _dispatch(args)
-    except (SourceError, ModelFileError, RuntimeUnavailable, VmcTargetError, PageServerError, SourceErrorLike) as e:
+    except (SourceError, ModelFileError, RuntimeUnavailable, VmcTargetError, PageServerError, SourceErrorLike,
+            ConfigError) as e:
         print(f"openvtuber: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
