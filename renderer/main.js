@@ -14,6 +14,10 @@ const params = new URLSearchParams(location.search);
 const transparent = params.get('transparent') === '1';
 const outline = params.get('outline') !== '0';
 const token = params.get('token');
+// Software GL (SwiftShader, what headless capture runs on) is fill-bound here: multisampling is on
+// only for the interactive view unless ?aa=0|1 says otherwise, and ?mat=mmd keeps MMDLoader's own
+// (costlier, specular) MMDToonMaterial instead of the plain MeshToonMaterial we swap in.
+const knob = (k, d) => (params.has(k) ? params.get(k) : d);
 
 // English (and common variant) names → the MMD names on the wire. First match in the model wins.
 const BONE_ALIASES = {
@@ -35,7 +39,7 @@ const MORPH_ALIASES = {
 };
 
 const state = {
-  ready: false, messages: 0, found: false, fps: 0, rate: 0, connected: false, error: null,
+  ready: false, messages: 0, found: false, fps: 0, jsMs: 0, renderMs: 0, rate: 0, connected: false, error: null,
   smoothing: 0.2, mirror: true,
 };
 const bones = new Map();    // wire name → {bone, rest, target (local, relative to rest), current}
@@ -45,8 +49,10 @@ let mesh = null;
 // ---- scene ------------------------------------------------------------------------------------
 
 const canvas = document.getElementById('view');
-const renderer = new THREE.WebGLRenderer({ canvas, antialias: true, alpha: transparent });
-renderer.setPixelRatio(window.devicePixelRatio);
+const renderer = new THREE.WebGLRenderer({
+  canvas, alpha: transparent, antialias: knob('aa', transparent ? '0' : '1') === '1',
+});
+renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
 renderer.setSize(window.innerWidth, window.innerHeight, false);
 if (transparent) {
   document.documentElement.classList.add('transparent');
@@ -131,6 +137,33 @@ function loadModel(url) {
   return new Promise((resolve, reject) => {
     new MMDLoader().load(url, resolve, undefined, (e) => reject(new Error(`cannot load ${url}: ${e.message || e}`)));
   });
+}
+
+// MMDToonMaterial adds Blinn-Phong specular and matcap code to every fragment; in SwiftShader that is
+// ~15-25% of the frame. MeshToonMaterial with the same diffuse, ambient (emissive) and toon gradient
+// looks the same at a glance. MMDLoader decides `transparent` only once a texture has loaded
+// (it looks at the alpha), so the originals are kept and their blend state copied each frame.
+const materialPairs = [];
+function simplifyMaterials(model) {
+  model.material = model.material.map((m) => {
+    // The small textured ones (eyes, blush) keep MMD's exact blend, as clones: three.js draws opaque
+    // materials in id order, and the model's material order must stay the draw order.
+    const n = m.map || m.matcap ? m.clone() : new THREE.MeshToonMaterial({
+      color: m.color, emissive: m.emissive, gradientMap: m.gradientMap, side: m.side,
+    });
+    n.name = m.name;
+    n.userData = m.userData;          // OutlineEffect reads userData.outlineParameters
+    materialPairs.push([m, n]);
+    return n;
+  });
+  syncMaterials();
+}
+function syncMaterials() {
+  for (const [m, n] of materialPairs) {
+    if (n.transparent !== m.transparent || n.alphaTest !== m.alphaTest) n.needsUpdate = true;
+    n.transparent = m.transparent; n.opacity = m.opacity; n.alphaTest = m.alphaTest;
+    n.depthWrite = m.depthWrite; n.blending = m.blending; n.visible = m.visible;
+  }
 }
 
 // ---- pose messages ----------------------------------------------------------------------------
@@ -234,14 +267,24 @@ function step(dt) {
   }
 }
 
+const timing = { js: 0, render: 0, n: 0 };
 function animate() {
+  const t0 = performance.now();
   const dt = Math.min(clock.getDelta(), 0.1);
   step(dt);
+  const t1 = performance.now();
+  syncMaterials();
   if (effect) effect.render(scene, camera); else renderer.render(scene, camera);
+  const t2 = performance.now();
+  timing.js += t1 - t0; timing.render += t2 - t1; timing.n += 1;
   frames += 1;
   fpsT += dt;
   if (fpsT >= 1) {
     state.fps = frames / fpsT;
+    // CPU milliseconds per frame: our JS (easing) and render() (three.js; the GL work itself runs
+    // asynchronously in the GPU process, so a fill-bound frame shows up in fps, not here).
+    state.jsMs = timing.js / timing.n; state.renderMs = timing.render / timing.n;
+    timing.js = timing.render = timing.n = 0;
     state.rate = (state.messages - msgCount) / fpsT;
     msgCount = state.messages;
     frames = 0;
@@ -269,7 +312,9 @@ window.openvtuber = Object.freeze({
     return out;
   },
   stats() {
-    return { fps: state.fps, messages: state.messages, found: state.found, connected: state.connected, error: state.error };
+    const timing = { jsMs: state.jsMs, renderMs: state.renderMs, dpr: renderer.getPixelRatio(),
+      calls: renderer.info.render.calls, triangles: renderer.info.render.triangles };
+    return { fps: state.fps, timing, messages: state.messages, found: state.found, connected: state.connected, error: state.error };
   },
   screen(name) {   // CSS-pixel position of a bone on screen (for pixel checks in tests)
     const b = bones.get(name);
@@ -287,6 +332,7 @@ try {
   const config = await loadConfig();
   if (config.settings) applyMessage({ type: 'settings', ...config.settings });
   mesh = await loadModel(config.model);
+  if (knob('mat', 'toon') !== 'mmd') simplifyMaterials(mesh);
   bindModel(mesh);
   scene.add(mesh);
   frameBustShot(mesh);
