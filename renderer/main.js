@@ -175,6 +175,12 @@ function finite4(v) {
 }
 
 function applyMessage(msg) {
+  if (msg.type === 'model' && typeof msg.model === 'string') {       // the panel (here or elsewhere) switched
+    showReport(msg.report);
+    switchModel(msg.model);
+    refreshModels();
+    return;
+  }
   if (msg.type === 'settings') {
     if (typeof msg.mirror === 'boolean') { state.mirror = msg.mirror; mirrorBox.checked = msg.mirror; }
     if (typeof msg.smoothing === 'number' && Number.isFinite(msg.smoothing)) {
@@ -239,6 +245,67 @@ mirrorBox.addEventListener('change', () => send({ cmd: 'mirror', value: mirrorBo
 smoothingSlider.addEventListener('input', () => {
   state.smoothing = Number(smoothingSlider.value);
   send({ cmd: 'smoothing', value: state.smoothing });
+});
+
+// ---- model picker, upload, and what the model has -----------------------------------------------
+
+const modelSelect = document.getElementById('model');
+const uploadInput = document.getElementById('upload');
+const reportText = document.getElementById('report');
+const withToken = (path) => path + (token ? `${path.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}` : '');
+
+function showReport(report) {
+  if (!report) { reportText.textContent = ''; return; }
+  if (report.error) { reportText.textContent = `model: ${report.error}`; return; }
+  const missing = [...(report.missing_required_bones || []), ...(report.missing_required_morphs || [])];
+  reportText.textContent = missing.length ? `model lacks: ${missing.join(' ')}` : 'model: every standard bone and morph found';
+}
+
+async function refreshModels() {
+  try {
+    const res = await fetch(withToken('/models.json'), { cache: 'no-store' });
+    if (!res.ok) return;
+    const { models, current } = await res.json();
+    modelSelect.replaceChildren(...models.map((n) => new Option(n, n, false, n === current)));
+  } catch { /* the panel keeps its old list */ }
+}
+
+let loadingUrl = null;
+async function switchModel(url) {
+  if (loadingUrl === url) return;
+  loadingUrl = url;
+  try {
+    const next = await loadModel(url + `?v=${Date.now()}`);
+    if (loadingUrl !== url) return;                   // another switch overtook this one
+    if (knob('mat', 'toon') !== 'mmd') { materialPairs.length = 0; simplifyMaterials(next); }
+    if (mesh) scene.remove(mesh);
+    bones.clear(); morphs.clear();
+    mesh = next;
+    bindModel(mesh);
+    scene.add(mesh);
+    frameBustShot(mesh);
+    state.error = null;
+    document.getElementById('error').hidden = true;
+  } catch (e) {
+    showError(String(e.message || e));
+  } finally {
+    if (loadingUrl === url) loadingUrl = null;
+  }
+}
+
+modelSelect.addEventListener('change', () => send({ cmd: 'model', value: modelSelect.value }));
+uploadInput.addEventListener('change', async () => {
+  const file = uploadInput.files && uploadInput.files[0];
+  if (!file) return;
+  reportText.textContent = `adding ${file.name}…`;
+  try {
+    const res = await fetch(withToken(`/upload?name=${encodeURIComponent(file.name)}`), { method: 'POST', body: file });
+    const body = await res.json();
+    reportText.textContent = body.ok ? '' : `not added: ${body.error}`;
+  } catch (e) {
+    reportText.textContent = `not added: ${e.message || e}`;
+  }
+  uploadInput.value = '';
 });
 
 function showError(text) {
@@ -331,6 +398,8 @@ panel.hidden = transparent;
 try {
   const config = await loadConfig();
   if (config.settings) applyMessage({ type: 'settings', ...config.settings });
+  showReport(config.report);
+  refreshModels();
   mesh = await loadModel(config.model);
   if (knob('mat', 'toon') !== 'mmd') simplifyMaterials(mesh);
   bindModel(mesh);

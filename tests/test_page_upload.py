@@ -89,3 +89,48 @@ def test_hostile_or_oversized_uploads_are_refused(server, monkeypatch):
     status, body = _arun(_post(server, "big.pmx", b"\0" * 5000))
     assert status == 413
     assert _arun(_get(server, "config.json"))["model"] == "/model/openvtuber.pmx"   # still the bundled one
+
+
+def test_the_panel_adds_a_model_and_every_page_switches_to_it(server, tmp_path):
+    import os
+    import shutil
+    import time
+
+    chromium = "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("needs Chromium (/usr/bin/chromium)")
+    from playwright.sync_api import sync_playwright
+
+    upload = tmp_path / "Friend.zip"
+    upload.write_bytes(_zip({"Friend/friend.pmx": AVATAR.read_bytes()}))
+    args = ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=args)
+        try:
+            pages = [b.new_page(viewport={"width": 480, "height": 360}) for _ in range(2)]
+            for pg in pages:
+                pg.goto(f"http://127.0.0.1:{server.port}/")
+            ready = "() => !!(window.openvtuber && window.openvtuber.ready && window.openvtuber.stats().connected)"
+
+            def wait(pg, js, timeout=20.0):
+                end = time.monotonic() + timeout
+                while not pg.evaluate(js):
+                    assert time.monotonic() < end, js
+                    time.sleep(0.1)
+
+            for pg in pages:
+                wait(pg, ready)
+                wait(pg, "() => document.querySelectorAll('#model option').length === 1")
+            pages[0].set_input_files("#upload", str(upload))
+            for pg in pages:                               # the other open page follows too
+                wait(pg, "() => [...document.querySelectorAll('#model option')].map(o => o.value).join() "
+                         "=== 'bundled,Friend'")
+                wait(pg, "() => document.getElementById('model').value === 'Friend'")
+                wait(pg, "() => !!window.openvtuber.bones()['頭']")
+            assert "every standard bone and morph found" in pages[0].inner_text("#report")
+            pages[1].select_option("#model", "bundled")    # the picker switches back, for both
+            wait(pages[0], "() => document.getElementById('model').value === 'bundled'")
+            assert _arun(_get(server, "config.json"))["model"] == "/model/openvtuber.pmx"
+        finally:
+            b.close()
