@@ -301,7 +301,7 @@ uploadInput.addEventListener('change', async () => {
   try {
     const res = await fetch(withToken(`/upload?name=${encodeURIComponent(file.name)}`), { method: 'POST', body: file });
     const body = await res.json();
-    reportText.textContent = body.ok ? '' : `not added: ${body.error}`;
+    if (body.ok) showReport(body.report); else reportText.textContent = `not added: ${body.error}`;
   } catch (e) {
     reportText.textContent = `not added: ${e.message || e}`;
   }
