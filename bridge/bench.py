@@ -93,14 +93,15 @@ def time_mode(frames: list[np.ndarray], runtime: str, mode: str, warmup: int) ->
 
 def time_decode(frame: np.ndarray, repeat: int = 2000) -> dict[str, dict[str, float]]:
     """Microseconds per call of each decoder on this frame's real network output."""
-    pipe = FacePipeline("auto", threads=1, tracking=False)
-    det = pipe.detector
-    m, *_ = det.letterbox(frame)
-    from ..models.roi import warp
     import cv2
 
-    patch = warp(frame, m, INPUT_SIZE, cv2.BORDER_CONSTANT)
-    x = (patch[..., ::-1].astype(np.float32) * (2.0 / 255.0) - 1.0)[None]
+    from ..models.detector import FaceDetector
+    from ..models.roi import fill_input, warp
+
+    det = FaceDetector("auto", threads=1)
+    m, *_ = det.letterbox(frame)
+    x = np.empty((1, INPUT_SIZE, INPUT_SIZE, 3), np.float32)
+    fill_input(warp(frame, m, INPUT_SIZE, cv2.BORDER_CONSTANT), x[0], 2.0 / 255.0, -1.0)
     boxes, scores = det.model.run(x)
     boxes = np.ascontiguousarray(boxes[0], dtype=np.float32)
     scores = np.ascontiguousarray(scores[0, :, 0], dtype=np.float32)

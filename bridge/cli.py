@@ -155,7 +155,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                                                ("http_port", args.http_port != 8741)) if changed and d not in file_only]
             if page_flags and not args.page:
                 raise SourceErrorLike("--model, --host and --http-port are for the page: add --page")
-            opts = RunOptions(args.source, None if args.no_vmc else args.vmc, args.frames, args.mirror, args.vmc_in,
+            opts = RunOptions(args.source, None if args.no_vmc else args.vmc, args.frames, args.vmc_in,
                               args.blendshapes, args.runtime, args.threads, args.realtime, args.calibrate,
                               RigOptions(mirror=args.mirror), args.page, args.http_port, args.host, args.model)
         summary = run_bridge(opts, status)

@@ -12,8 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from ..tracking.frames import BadFrame
-from ..tracking.pipeline import FaceObservation, FacePipeline
+from ..tracking.pipeline import FacePipeline
 from ..tracking.sources import open_source
 from ..tracking.tracker import FaceTracker
 from .outputs import OutputHub
@@ -31,7 +30,6 @@ class RunOptions:
     source: str = "auto"
     vmc: str | None = "127.0.0.1:39539"          # None: no VMC output
     frames: int | None = None
-    mirror: bool = True
     vmc_in: int | None = None
     blendshapes: str = "vrm0"
     runtime: str = "auto"
@@ -158,11 +156,7 @@ class Bridge:
                 self._calibrate_request.clear()
                 self.tracker.on_calibrated = saving_calibration(self.status.message)
                 self.tracker.calibrate(CALIBRATION_FRAMES)
-            try:
-                obs = self.tracker.pipeline.process(frame.image)
-            except BadFrame:
-                obs = FaceObservation(False)
-            yield self.tracker.update(obs, frame.t, frame.index, frame.path, stills)
+            yield self.tracker.process(frame, stills)
 
     def _loop(self) -> None:
         last = time.monotonic()

@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from ..protocols.pose import AvatarPose, Quat, Vec3
+from ..protocols.pose import FACE_BONES, SPINE_CHAIN, AvatarPose, Quat, Vec3, spine_from_vmc  # noqa: F401
 from ..protocols.vmc_decode import (MAX_PACKET, Available, BlendApply, BlendValue, BonePose, DecodeStats, RootPose,
                                     SenderTime, decode_packet)
 
@@ -43,10 +43,6 @@ MAX_BLENDS = 256             # distinct blendshape names held
 RECV_TIMEOUT = 0.1           # seconds; how soon close() is noticed on an idle socket
 RCVBUF = 1 << 20             # requested SO_RCVBUF (the kernel may cap it)
 
-# Bones our face tracker drives: theirs are ignored. Jaw too: our mouth blendshapes open it.
-FACE_BONES = frozenset({"Head", "Neck", "LeftEye", "RightEye", "Jaw"})
-# The lean: theirs when they send any of these, ours (whatever pose.vmc_bones holds) when not.
-SPINE_CHAIN = frozenset({"Spine", "Chest", "UpperChest"})
 VRM0_FACE = ("Neutral", "A", "I", "U", "E", "O", "Blink", "Blink_L", "Blink_R", "Joy", "Angry", "Sorrow", "Fun",
              "LookUp", "LookDown", "LookLeft", "LookRight")
 VRM1_FACE = ("neutral", "aa", "ih", "ou", "ee", "oh", "blink", "blinkLeft", "blinkRight", "happy", "angry", "sad",
@@ -355,8 +351,3 @@ def merge(pose: AvatarPose, snapshot: VmcSnapshot | None) -> AvatarPose:
     return replace(pose, bones=dict(pose.bones), morphs=dict(pose.morphs), vmc_bones=bones, vmc_blends=blends,
                    vmc_root=root)
 
-
-def spine_from_vmc(pose: AvatarPose) -> bool:
-    """Whether ``pose.vmc_bones`` carries the spine chain (after ``merge``: the other performer
-    sends it), so an output must not also derive a spine from ``上半身``."""
-    return any(n in SPINE_CHAIN for n in pose.vmc_bones)

@@ -20,6 +20,12 @@ VOWEL_MORPHS = {"a": "あ", "i": "い", "u": "う", "e": "え", "o": "お"}
 SMILE, BROW_UP, BROW_DOWN = "にこり", "上", "下"
 
 
+# Unity humanoid bones our face tracker drives (a merged performer's are ignored; Jaw too:
+# our mouth blendshapes open it), and the spine chain a body tracker takes over when it sends it.
+FACE_BONES = frozenset({"Head", "Neck", "LeftEye", "RightEye", "Jaw"})
+SPINE_CHAIN = frozenset({"Spine", "Chest", "UpperChest"})
+
+
 @dataclass
 class AvatarPose:
     t: float                                   # source seconds
@@ -31,3 +37,9 @@ class AvatarPose:
     vmc_bones: dict[str, tuple[Vec3, Quat]] = field(default_factory=dict)   # received, Unity frame
     vmc_blends: dict[str, float] = field(default_factory=dict)
     vmc_root: tuple[Vec3, Quat] | None = None    # received root transform (Unity frame)
+
+
+def spine_from_vmc(pose: AvatarPose) -> bool:
+    """Whether ``pose.vmc_bones`` carries the spine chain (after a merge: the other performer
+    sends it), so an output must not also derive a spine from ``上半身``."""
+    return not SPINE_CHAIN.isdisjoint(pose.vmc_bones)

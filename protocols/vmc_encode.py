@@ -20,8 +20,8 @@ from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from .pose import (BLINK, BROW_DOWN, BROW_UP, HEAD, LEFT_EYE, NECK, RIGHT_EYE, SMILE, UPPER_BODY, VOWEL_MORPHS,
-                   WINK_LEFT, WINK_RIGHT, AvatarPose, Quat)
+from .pose import (BLINK, BROW_DOWN, BROW_UP, FACE_BONES, HEAD, LEFT_EYE, NECK, RIGHT_EYE, SMILE, SPINE_CHAIN,
+                   UPPER_BODY, VOWEL_MORPHS, WINK_LEFT, WINK_RIGHT, AvatarPose, Quat, spine_from_vmc)
 
 MAX_BUNDLE = 1400
 IDENTITY = (0.0, 0.0, 0.0, 1.0)
@@ -34,8 +34,6 @@ BONES: list[tuple[str, str | None, tuple[float, float, float]]] = [
     ("LeftEye", LEFT_EYE, (-0.03, 0.06, 0.05)),
     ("RightEye", RIGHT_EYE, (0.03, 0.06, 0.05)),
 ]
-FACE_BONES = {"Neck", "Head", "LeftEye", "RightEye"}
-SPINE_CHAIN = {"Spine", "Chest", "UpperChest"}
 BLENDSHAPE_SETS = ("vrm0", "vrm1", "arkit")
 # ARKit "perfect sync" names we estimate; the rest of the 52 are always 0 (see README).
 ARKIT_ESTIMATED = ("eyeBlinkLeft", "eyeBlinkRight", "eyeLookUpLeft", "eyeLookUpRight", "eyeLookDownLeft",
@@ -131,7 +129,7 @@ def frame_messages(pose: AvatarPose, t: float, blend_kind: str = "vrm0") -> tupl
     msgs = [_message("/VMC/Ext/OK", 1, 3 if pose.calibrated else 0, 0),
             _message("/VMC/Ext/T", float(t)),
             _root_message(pose)]
-    theirs_spine = bool(SPINE_CHAIN & pose.vmc_bones.keys())     # a body tracker's spine replaces our lean
+    theirs_spine = spine_from_vmc(pose)                           # a body tracker's spine replaces our lean
     for name, mmd, offset in BONES:
         if theirs_spine and name in SPINE_CHAIN:
             continue
