@@ -49,9 +49,14 @@ $(NODE_TOOLS)/node_modules/.stamp: $(NODE_TOOLS)/package.json $(NODE_TOOLS)/pack
 test: install node-tools
 	$(PY) -m pytest -q $(ARGS)
 
+# The last step runs the whole bridge with the virtual camera for SOAK seconds (memory growth);
+# `make bench SOAK=120` for a quicker look.
+CAPTURE_SECONDS ?= 60
+SOAK            ?= 600
 bench: install
 	$(VENV)/bin/openvtuber bench $(ARGS)
 	$(VENV)/bin/openvtuber accuracy
+	$(VENV)/bin/openvtuber bench --capture --seconds $(CAPTURE_SECONDS) --soak $(SOAK)
 
 clean:
 	rm -rf $(VENV) build models/_decode.c models/_decode*.so models/weights *.egg-info renderer/models/openvtuber

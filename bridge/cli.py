@@ -34,6 +34,40 @@ def _port(text: str) -> int:
     return v
 
 
+def _port_or_any(text: str) -> int:
+    """A port, or 0: any free one (the page's address is printed)."""
+    return 0 if text.strip() == "0" else _port(text)
+
+
+def _vcam_size(text: str) -> tuple[int, int]:
+    from .vcam_path import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _fps(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 1 <= v <= 120:
+        raise argparse.ArgumentTypeError(f"{v:g} is not a frame rate (1–120)")
+    return v
+
+
+def _background(text: str) -> str:
+    from .vcam_path import parse_background
+
+    try:
+        parse_background(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="openvtuber", description="Real-time face capture for VTubers.")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
@@ -61,8 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--runtime", choices=("auto", "litert", "opencv"), default="auto",
                     help="runtime reported at the top level (both are measured)")
     be.add_argument("--json", action="store_true", help="print one JSON object")
+    be.add_argument("--capture", action="store_true",
+                    help="instead: the virtual camera path with live tracking (fps, frame→VMC latency, CPU, memory)")
+    be.add_argument("--seconds", type=_positive_int, default=60, help="--capture: the measured window (default 60)")
+    be.add_argument("--soak", type=_positive_int, default=600,
+                    help="--capture: run this long in all for the memory growth figure (default 600)")
+    be.add_argument("--vcam-size", type=_vcam_size, default="1280x720", metavar="WxH")
+    be.add_argument("--browser", metavar="PATH")
 
-    ru = sub.add_parser("run", help="track and drive the avatar outputs (VMC, the page)")
+    ru = sub.add_parser("run", help="track and drive the avatar outputs (VMC, the page, the virtual camera)")
     ru.add_argument("--source", default="auto",
                     help="camera index, video, image folder, 'demo', 'replay:FILE.jsonl', or 'auto' (default)")
     ru.add_argument("--vmc", default="127.0.0.1:39539", metavar="HOST:PORT",
@@ -79,12 +120,28 @@ def build_parser() -> argparse.ArgumentParser:
     ru.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=None,
                     help="pace the demo source and replays at their own rate (default on)")
     ru.add_argument("--calibrate", action="store_true", help="take the first second as your neutral face and save it")
-    ru.add_argument("--page", action="store_true",
-                    help="serve the three.js avatar page (browser / OBS browser source; add ?transparent=1)")
-    ru.add_argument("--http-port", type=_port, default=8741, metavar="N", help="page server port (default 8741)")
+    ru.add_argument("--page", action=argparse.BooleanOptionalAction, default=True,
+                    help="serve the three.js avatar page (browser / OBS browser source; add ?transparent=1); "
+                         "default on")
+    ru.add_argument("--http-port", type=_port_or_any, default=8741, metavar="N",
+                    help="page server port (default 8741; 0: any free port)")
     ru.add_argument("--host", default="127.0.0.1",
                     help="page server address (default 127.0.0.1; any other needs the printed ?token=)")
     ru.add_argument("--model", metavar="PATH.pmx", help="MMD model for the page (default: the bundled avatar)")
+    ru.add_argument("--vcam", action=argparse.BooleanOptionalAction, default=True,
+                    help="publish the avatar as a virtual webcam (default on when a device exists)")
+    ru.add_argument("--vcam-size", type=_vcam_size, default="1280x720", metavar="WxH",
+                    help="virtual camera size (default 1280x720)")
+    ru.add_argument("--vcam-fps", type=_fps, default=30.0, metavar="FPS", help="virtual camera rate (default 30)")
+    ru.add_argument("--vcam-background", type=_background, default="#00b140", metavar="COLOUR|IMAGE",
+                    help="behind the avatar: #rrggbb (default #00b140, chroma green) or an image file")
+    ru.add_argument("--vcam-backend", metavar="NAME",
+                    help="pyvirtualcam backend: v4l2loopback, obs, unitycapture (default: the first that works)")
+    ru.add_argument("--vcam-device", metavar="DEVICE", help="e.g. /dev/video10 (default: the first free one)")
+    ru.add_argument("--vcam-outline", choices=("auto", "on", "off"), default="auto",
+                    help="the toon outline on the camera image (auto: off on software GL, where it costs 40%%)")
+    ru.add_argument("--browser", metavar="PATH", help="Chrome/Chromium/Edge that draws the camera image "
+                                                      "(default: search for one)")
 
     rp = sub.add_parser("replay", help="play a --jsonl recording through the rig and outputs (= run --source replay:FILE)")
     rp.add_argument("file")
@@ -139,6 +196,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "bench":
         from .bench import BenchOptions, main_bench
 
+        if args.capture:
+            from .bench_capture import CaptureBenchOptions, main_bench_capture
+
+            return main_bench_capture(CaptureBenchOptions(args.seconds, max(args.soak, args.seconds),
+                                                          args.vcam_size, 30.0, args.browser, args.json))
         return main_bench(BenchOptions(args.source, args.frames, args.runtime, args.json))
     if args.command in ("run", "replay"):
         from .rig import RigOptions
@@ -153,11 +215,14 @@ def _dispatch(args: argparse.Namespace) -> int:
             file_only = getattr(args, "_file_only", set())   # page settings the file gives are unused without page
             page_flags = [d for d, changed in (("model", args.model), ("host", args.host != "127.0.0.1"),
                                                ("http_port", args.http_port != 8741)) if changed and d not in file_only]
-            if page_flags and not args.page:
-                raise SourceErrorLike("--model, --host and --http-port are for the page: add --page")
+            if page_flags and not args.page and not args.vcam:
+                raise SourceErrorLike("--model, --host and --http-port are for the page: drop --no-page")
             opts = RunOptions(args.source, None if args.no_vmc else args.vmc, args.frames, args.vmc_in,
                               args.blendshapes, args.runtime, args.threads, args.realtime, args.calibrate,
-                              RigOptions(mirror=args.mirror), args.page, args.http_port, args.host, args.model)
+                              RigOptions(mirror=args.mirror), args.page, args.http_port, args.host, args.model,
+                              vcam=args.vcam, vcam_size=args.vcam_size, vcam_fps=args.vcam_fps,
+                              vcam_background=args.vcam_background, vcam_backend=args.vcam_backend,
+                              vcam_device=args.vcam_device, vcam_outline=args.vcam_outline, browser=args.browser)
         summary = run_bridge(opts, status)
         status.message(summary.line())
         return 1 if summary.error else 0

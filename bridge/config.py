@@ -97,6 +97,8 @@ def _range_text(type_fn: Any) -> str | None:
     name = getattr(type_fn, "__name__", "")
     if name == "_port":
         return "outside 1–65535"
+    if name == "_port_or_any":
+        return "outside 1–65535 (0: any free port)"
     if name == "_positive_int":
         return "not a whole number of 1 or more"
     return None

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import glob
 import json
-import os
 import platform
-import shutil
 import socket
 import sys
 import time
@@ -22,19 +20,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable, Iterable
 
+from .browser import BROWSER_ARGS, SWIFTSHADER_ARGS, browser_install_hint, find_browser
+from .vcam import OBS_FIX, V4L2LOOPBACK_FIX
+
 OK, WARN, FAIL = "ok", "warn", "fail"
 SYMBOLS = {OK: "✓", WARN: "!", FAIL: "✗"}
 ASCII_SYMBOLS = {OK: "ok", WARN: "!", FAIL: "X"}
 
-V4L2LOOPBACK_FIX = "sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=OpenVtuber"
-OBS_FIX = "install OBS and start its virtual camera once"
 DEFAULT_HTTP_PORT = 8741
 DEFAULT_VMC_IN_PORT = 39540
 
-# Headless flags: the GPU path is tried first; SwiftShader (software WebGL) is the fallback.
-BROWSER_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run"]
-SWIFTSHADER_ARGS = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
 
 
 @dataclass
@@ -186,48 +181,6 @@ def check_cameras() -> Row:
 
 # ---- browser and WebGL -----------------------------------------------------------------------------
 
-BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "microsoft-edge",
-                 "microsoft-edge-stable", "chrome", "msedge")
-
-
-def _browser_paths() -> list[Path]:
-    if sys.platform == "darwin":
-        return [Path("/Applications/Google Chrome.app/Contents/MacOS/Google Chrome"),
-                Path("/Applications/Chromium.app/Contents/MacOS/Chromium"),
-                Path("/Applications/Microsoft Edge.app/Contents/MacOS/Microsoft Edge"),
-                Path.home() / "Applications/Google Chrome.app/Contents/MacOS/Google Chrome"]
-    if sys.platform == "win32":
-        roots = [os.environ.get(k) for k in ("PROGRAMFILES", "PROGRAMFILES(X86)", "LOCALAPPDATA")]
-        rels = ("Google/Chrome/Application/chrome.exe", "Microsoft/Edge/Application/msedge.exe",
-                "Chromium/Application/chrome.exe")
-        return [Path(r) / rel for r in roots if r for rel in rels]
-    return [Path("/usr/bin/chromium"), Path("/usr/bin/chromium-browser"), Path("/usr/bin/google-chrome"),
-            Path("/snap/bin/chromium"), Path("/opt/google/chrome/chrome"), Path("/usr/bin/microsoft-edge")]
-
-
-def find_browser(override: str | None = None) -> str | None:
-    """A Chrome/Chromium/Edge executable: ``override`` if given, else PATH, else the usual places."""
-    if override:
-        p = shutil.which(override) or (override if Path(override).is_file() else None)
-        return p
-    for name in BROWSER_NAMES:
-        p = shutil.which(name)
-        if p:
-            return p
-    for p in _browser_paths():
-        if p.is_file():
-            return str(p)
-    return None
-
-
-def browser_install_hint() -> str:
-    if sys.platform == "darwin":
-        return "install Google Chrome (or pass --browser PATH)"
-    if sys.platform == "win32":
-        return "install Google Chrome or Microsoft Edge (or pass --browser PATH)"
-    return "install Chromium (`sudo apt install chromium` or your distribution's package) or pass --browser PATH"
-
-
 WEBGL_PAGE = """<!doctype html><canvas id=c width=4 height=4></canvas><script>
 const gl = document.getElementById('c').getContext('webgl', {preserveDrawingBuffer: true});
 window.result = {ok: false, renderer: ''};
@@ -329,7 +282,7 @@ def _run_settings() -> dict:
         config.apply(parser, "run")
         return vars(parser.parse_args(["run"]))
     except Exception:  # noqa: BLE001 - the config row reports the file's problem
-        return {"http_port": DEFAULT_HTTP_PORT, "vmc_in": None, "page": False}
+        return {"http_port": DEFAULT_HTTP_PORT, "vmc_in": None, "page": True, "vcam": True}
 
 
 def check_ports() -> list[Row]:
@@ -338,7 +291,7 @@ def check_ports() -> list[Row]:
     vmc_in = settings.get("vmc_in") or DEFAULT_VMC_IN_PORT
     rows = []
     for label, kind, port, proto, needed, fix in (
-            ("page port", socket.SOCK_STREAM, http, "TCP", bool(settings.get("page")),
+            ("page port", socket.SOCK_STREAM, http, "TCP", bool(settings.get("page") or settings.get("vcam")),
              "stop the program using it or pick another: --http-port N (or http_port in openvtuber.toml)"),
             ("VMC-in port", socket.SOCK_DGRAM, vmc_in, "UDP", bool(settings.get("vmc_in")),
              "stop the program using it or pick another: --vmc-in N (or vmc_in in openvtuber.toml)")):

@@ -41,6 +41,14 @@ class RunOptions:
     http_port: int = 8741                         # server.DEFAULT_HTTP_PORT
     host: str = "127.0.0.1"
     model: str | None = None                      # None: the bundled avatar
+    vcam: bool = False                            # the virtual camera (the CLI turns it on by default)
+    vcam_size: tuple[int, int] = (1280, 720)
+    vcam_fps: float = 30.0
+    vcam_background: str = "#00b140"             # a colour, or an image file
+    vcam_backend: str | None = None              # pyvirtualcam backend (None: the first that works)
+    vcam_device: str | None = None
+    vcam_outline: str = "auto"                   # auto: off on software GL (40% of its frame)
+    browser: str | None = None                    # None: find Chrome/Chromium/Edge
 
 
 @dataclass
@@ -69,12 +77,14 @@ class Bridge:
         self.receiver = None
         self.tracker: FaceTracker | None = None
         self.fps = 0.0
+        self.track_ms = 0.0                       # tracking time per frame (moving average)
         self.last_found = False
         self.page = None
         self.page_settings = None
+        self.capture = None                       # vcam_path.CapturePath when the virtual camera runs
         self._calibrate_request = threading.Event()
         # everything that can fail on bad user input fails here, before any thread starts
-        if opts.page:                             # port taken / model missing: fail before a camera turns on
+        if opts.page or opts.vcam:                # port taken / model missing: fail before a camera turns on
             from .server import PageServer
 
             self.page = PageServer(opts.model, opts.host, opts.http_port, on_command=self._command)
@@ -93,7 +103,19 @@ class Bridge:
                                "those parts of the pose are not shown")
         try:
             self._open(opts, status)
+            if opts.vcam:                         # the device first: without one, no browser is started
+                from .vcam_path import open_capture
+
+                self.capture = open_capture(opts, status.message)
+                if self.capture is not None:
+                    self.capture.attach(self.page)
+                    self.capture.start()
+                elif not opts.page:               # the server was only for the camera's page
+                    self.page.close()
+                    self.page = None
         except BaseException:                       # nothing half-open may outlive a failed start
+            if self.capture is not None:
+                self.capture.close()
             if self.page is not None:
                 self.page.close()
             if getattr(self, "vmc", None) is not None:
@@ -105,8 +127,9 @@ class Bridge:
             from .page_out import PageOutput
 
             self.hub.add(PageOutput(self.page))
-            status.message(f"page: {self.page.url}" + ("   (token required: share only with your own devices)"
-                                                        if self.page.token else ""))
+            if opts.page:
+                status.message(f"page: {self.page.url}" + ("   (token required: share only with your own devices)"
+                                                            if self.page.token else ""))
         self.thread = threading.Thread(target=self._loop, name="tracker", daemon=True)
 
     def _command(self, cmd) -> None:
@@ -156,7 +179,11 @@ class Bridge:
                 self._calibrate_request.clear()
                 self.tracker.on_calibrated = saving_calibration(self.status.message)
                 self.tracker.calibrate(CALIBRATION_FRAMES)
-            yield self.tracker.process(frame, stills)
+            t0 = time.perf_counter()
+            state = self.tracker.process(frame, stills)
+            ms = (time.perf_counter() - t0) * 1000
+            self.track_ms = 0.9 * self.track_ms + 0.1 * ms if self.track_ms else ms
+            yield state
 
     def _loop(self) -> None:
         last = time.monotonic()
@@ -188,18 +215,22 @@ class Bridge:
         parts = [self.source.name, f"{self.fps:5.1f} fps"]
         if self.tracker is not None:
             parts.append(f"face {'yes' if self.last_found else 'no '}")
-            parts.append(self.tracker.pipeline.runtime)
+            parts.append(f"{self.tracker.pipeline.runtime} {self.track_ms:4.1f} ms")
         hub = self.hub.status()
         if hub:
             parts.append(hub)
         if self.receiver is not None:
             parts.append(self.receiver.status())
+        if self.capture is not None:
+            parts.append(self.capture.status())
         parts.append(f"frame {self.summary.frames}")
         return " | ".join(parts)
 
     def stop(self) -> None:
         self.stop_event.set()
         self.source.close()
+        if self.capture is not None:              # camera, then browser: no frame of a closing page
+            self.capture.close()
         self.thread.join(1.5)
         self.hub.close(timeout=0.5)
         if self.receiver is not None:

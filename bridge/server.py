@@ -8,7 +8,9 @@ a browser. What it serves is a short allow-list, nothing else:
   (the import map points there: no CDN);
 * ``/model/…`` from the chosen model's folder (default the bundled avatar);
 * ``/config.json``: which model file to load and the current panel settings;
-* ``/ws``: poses out (``broadcast``), panel commands in (``on_command``).
+* ``/ws``: poses out (``broadcast``), panel commands in (``on_command``);
+* ``/capture``: frames in from the bridge's own off-screen page (``enable_capture``), which
+  alone knows the random capture key; ``/background`` is the virtual camera's backdrop image.
 
 Every path is hostile until parsed (DESIGN.md "Bad input"): percent-decoded segment by
 segment, ``..``/dot-files/backslashes/NUL/encoded slashes refused, then resolved (symlinks
@@ -50,7 +52,7 @@ MAX_WS_MESSAGE = 64 * 1024
 MAX_CLIENTS = 32
 MAX_COMMANDS_PER_S = 50          # a panel sends a few; more is a runaway script (dropped, counted)
 CLIENT_QUEUE = 4
-PAGE_FILES = {"index.html", "main.js", "style.css"}
+PAGE_FILES = {"index.html", "main.js", "capture.js", "capture_worker.js", "style.css"}
 THREE_SUBTREES = (("build",), ("examples", "jsm"))
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 TOKEN_COOKIE = "openvtuber_token"
@@ -186,6 +188,7 @@ class _Client:
     dropped: int = 0
     window_t: float = 0.0          # incoming rate limit: MAX_COMMANDS_PER_S per one-second window
     window_n: int = 0
+    capture: bool = False          # the bridge's own off-screen page (not a viewer)
 
 
 class PageServer:
@@ -225,6 +228,28 @@ class PageServer:
         self._thread: threading.Thread | None = None
         self._csp = self._content_security_policy()
         self._rate_t, self._rate_n, self.rate = time.monotonic(), 0, 0.0
+        self.capture_key: str | None = None
+        self.capture_config: dict | None = None
+        self._capture_sink = None
+        self._capture_image: Path | None = None
+        self._capture_ws: web.WebSocketResponse | None = None
+        self.capture_refused = 0
+
+    def enable_capture(self, sink, fps: float, background: str, image: Path | None = None) -> None:
+        """Accept frames for ``sink`` (a ``capture.FrameSink``) on ``/capture`` (before or after
+        ``start``); the page to open is ``capture_url``. The key in that URL is the only way in."""
+        self.capture_key = secrets.token_urlsafe(18)
+        self._capture_sink = sink
+        self._capture_image = image
+        self.capture_config = {"width": sink.width, "height": sink.height, "fps": fps, "background": background,
+                               "image": "/background" if image is not None else None}
+
+    @property
+    def capture_url(self) -> str:
+        port_host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") or self.loopback else self.host
+        port_host = f"[{port_host}]" if ":" in port_host else port_host
+        query = f"capture={self.capture_key}" + (f"&token={self.token}" if self.token else "")
+        return f"http://{port_host}:{self.port}/?{query}"
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -275,6 +300,7 @@ class PageServer:
     async def _start(self) -> None:
         app = web.Application(client_max_size=MAX_WS_MESSAGE)
         app.router.add_get("/ws", self._ws)
+        app.router.add_get("/capture", self._capture)
         app.router.add_post("/upload", self._upload)
         app.router.add_route("*", "/{tail:.*}", self._static)
         # a stalled download or a silent client must not hold Ctrl-C for aiohttp's default 60 s
@@ -287,6 +313,8 @@ class PageServer:
 
     async def _shutdown(self) -> None:
         closing = [c.ws.close() for c in list(self._clients)]
+        if self._capture_ws is not None and not self._capture_ws.closed:
+            closing.append(self._capture_ws.close())
         if closing:                      # all at once: frozen pages must not add up
             await asyncio.wait([asyncio.ensure_future(c) for c in closing], timeout=0.25)
         if self._runner is not None:
@@ -334,7 +362,8 @@ class PageServer:
         return sum(c.dropped for c in self._clients)
 
     def status(self) -> str:
-        s = f"page {self.clients} client{'s' if self.clients != 1 else ''} {self.rate:4.0f} msg/s"
+        viewers = sum(not c.capture for c in self._clients)
+        s = f"page {viewers} client{'s' if viewers != 1 else ''} {self.rate:4.0f} msg/s"
         bad = self.rejected_messages + self.oversize + self.rejected_upgrades
         return s + (f" ({bad} refused)" if bad else "")
 
@@ -389,7 +418,8 @@ class PageServer:
             segs = ["index.html"]
         head, rest = segs[0], segs[1:]
         if not rest and head in PAGE_FILES:
-            resp = self._file(self.renderer_dir / head, page=head == "index.html")
+            # a worker runs under the CSP its own script came with: the capture worker gets the page's
+            resp = self._file(self.renderer_dir / head, page=head in ("index.html", "capture_worker.js"))
             if head == "index.html" and self.token:
                 resp.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="Strict", path="/")
             return resp
@@ -401,8 +431,10 @@ class PageServer:
                                      headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
         if not rest and head == "config.json":
             return web.json_response({"model": "/model/" + quote(self.model.name), "settings": self.settings,
-                                      "report": self.model_report},
+                                      "report": self.model_report, "capture": self.capture_config},
                                      headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+        if not rest and head == "background" and self._capture_image is not None:
+            return self._file(self._capture_image)
         if head == "three":
             if not any(tuple(rest[:len(sub)]) == sub and len(rest) > len(sub) for sub in THREE_SUBTREES):
                 return self._refuse()
@@ -522,7 +554,9 @@ class PageServer:
             return web.Response(status=403, text="forbidden\n")
         ws = web.WebSocketResponse(max_msg_size=MAX_WS_MESSAGE, heartbeat=20.0, compress=False)
         await ws.prepare(request)
-        client = _Client(ws)
+        key = request.query.get("capture", "")
+        client = _Client(ws, capture=bool(self.capture_key and key
+                                          and secrets.compare_digest(key.encode(), self.capture_key.encode())))
         self._clients.add(client)
         client.control.append(json.dumps({"type": "settings", **self.settings}))
         client.wake.set()
@@ -550,6 +584,37 @@ class PageServer:
             sender.cancel()
             if not ws.closed:
                 await ws.close()
+        return ws
+
+    async def _capture(self, request: web.Request) -> web.StreamResponse:
+        """Frames from the capture page: same host/origin/token checks as ``/ws`` plus the key."""
+        sink, key = self._capture_sink, self.capture_key
+        given = request.query.get("key", "")
+        if sink is None or not key or not secrets.compare_digest(given.encode(), key.encode()) \
+                or not self._host_ok(request) or not self._token_ok(request) or not self._origin_ok(request):
+            self.capture_refused += 1
+            return web.Response(status=403, text="forbidden\n")
+        old, self._capture_ws = self._capture_ws, None
+        if old is not None and not old.closed:      # a restarted browser replaces a stuck one
+            await old.close()
+        # aiohttp refuses a message whose size equals max_msg_size: one byte of room
+        ws = web.WebSocketResponse(max_msg_size=sink.message_size + 1, heartbeat=20.0, compress=False)
+        await ws.prepare(request)
+        self._capture_ws = ws
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.BINARY:
+                    sink.offer(msg.data)
+                elif msg.type == WSMsgType.TEXT:
+                    sink.note_stats(msg.data)
+                elif msg.type == WSMsgType.ERROR:
+                    sink.rejected += 1
+                    break
+                else:
+                    sink.rejected += 1
+        finally:
+            if self._capture_ws is ws:
+                self._capture_ws = None
         return ws
 
     async def _send_loop(self, client: _Client) -> None:

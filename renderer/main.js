@@ -4,15 +4,22 @@
 // local rotations in three.js space as MMDLoader builds the model (right-handed, Y up, facing +Z),
 // applied on top of each bone's rest rotation. We ease toward the latest target every display frame,
 // so a 30 fps tracker looks smooth at 60 fps. ?transparent=1 gives an OBS-ready page (no UI, alpha 0);
-// ?outline=0 turns the toon outline off. window.openvtuber is a read-only hook for tests.
+// ?outline=0 turns the toon outline off. ?capture=KEY is the bridge's own off-screen page for the
+// virtual camera: opaque background, no UI, the canvas read back and sent to /capture (capture.js).
+// window.openvtuber is a read-only hook for tests.
 
 import * as THREE from 'three';
 import { MMDLoader } from 'three/addons/loaders/MMDLoader.js';
 import { OutlineEffect } from 'three/addons/effects/OutlineEffect.js';
+import { Capture } from './capture.js';
 
 const params = new URLSearchParams(location.search);
-const transparent = params.get('transparent') === '1';
-const outline = params.get('outline') !== '0';
+const captureKey = params.get('capture');
+const capturing = !!captureKey;
+const transparent = params.get('transparent') === '1' && !capturing;   // webcams have no alpha
+// Outline: on unless ?outline=0; the capture page (?outline=auto) drops it on software GL, where it
+// costs 40% of the frame (SwiftShader here: 43 vs 26 ms at 1280×720).
+const outlineKnob = params.get('outline') || (captureKey ? 'auto' : '1');
 const token = params.get('token');
 // Software GL (SwiftShader, what headless capture runs on) is fill-bound here: multisampling is on
 // only for the interactive view unless ?aa=0|1 says otherwise, and ?mat=mmd keeps MMDLoader's own
@@ -48,18 +55,30 @@ let mesh = null;
 
 // ---- scene ------------------------------------------------------------------------------------
 
-const canvas = document.getElementById('view');
+// The capture page draws into an OffscreenCanvas: nobody looks at it, and a canvas in the document
+// would be composited every frame, which in software GL costs about as much as drawing the avatar.
+const canvas = capturing && typeof OffscreenCanvas !== 'undefined'
+  ? new OffscreenCanvas(1280, 720) : document.getElementById('view');
 const renderer = new THREE.WebGLRenderer({
-  canvas, alpha: transparent, antialias: knob('aa', transparent ? '0' : '1') === '1',
+  canvas, alpha: transparent, antialias: knob('aa', transparent || capturing ? '0' : '1') === '1',
 });
-renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
+renderer.setPixelRatio(capturing ? 1 : Math.min(window.devicePixelRatio || 1, 2));
 renderer.setSize(window.innerWidth, window.innerHeight, false);
-if (transparent) {
+if (capturing) {
+  document.documentElement.classList.add('capture');
+} else if (transparent) {
   document.documentElement.classList.add('transparent');
   renderer.setClearColor(0x000000, 0);
 } else {
   renderer.setClearColor(0xdfe6ee, 1);
 }
+function glRenderer(gl) {
+  const info = gl.getExtension('WEBGL_debug_renderer_info');
+  return String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+}
+const glName = glRenderer(renderer.getContext());
+const softwareGL = /swiftshader|llvmpipe|software|softpipe/i.test(glName);
+const outline = outlineKnob === 'auto' ? !softwareGL : outlineKnob !== '0';
 const effect = outline ? new OutlineEffect(renderer) : null;
 const scene = new THREE.Scene();
 const camera = new THREE.PerspectiveCamera(30, window.innerWidth / window.innerHeight, 0.1, 1000);
@@ -94,7 +113,13 @@ function frameBustShot(model) {
   camera.updateProjectionMatrix();
 }
 
+function viewSize() {
+  // The capture page draws at the camera's size whatever its window is; the others fill the window.
+  return capture ? [capture.width, capture.height] : [window.innerWidth, window.innerHeight];
+}
+
 window.addEventListener('resize', () => {
+  if (capture) return;
   camera.aspect = window.innerWidth / window.innerHeight;
   renderer.setSize(window.innerWidth, window.innerHeight, false);
   if (mesh) frameBustShot(mesh); else camera.updateProjectionMatrix();
@@ -191,6 +216,7 @@ function applyMessage(msg) {
   }
   if (msg.type !== 'pose') return;
   state.messages += 1;
+  if (Number.isInteger(msg.frame)) lastPoseFrame = msg.frame;
   state.found = !!msg.found;
   if (msg.bones && typeof msg.bones === 'object') {
     for (const [name, q] of Object.entries(msg.bones)) {
@@ -213,7 +239,11 @@ let socket = null;
 let retry = 500;
 
 function connect() {
-  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws` + (token ? `?token=${encodeURIComponent(token)}` : '');
+  const query = new URLSearchParams();
+  if (token) query.set('token', token);
+  if (captureKey) query.set('capture', captureKey);    // the bridge's own page: not counted as a viewer
+  const qs = query.toString();
+  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws` + (qs ? `?${qs}` : '');
   socket = new WebSocket(url);
   socket.onopen = () => { state.connected = true; retry = 500; };
   socket.onmessage = (ev) => {
@@ -319,6 +349,8 @@ function showError(text) {
 
 const clock = new THREE.Clock();
 let frames = 0, fpsT = 0, msgCount = 0;
+let capture = null;     // the capture page's Capture (set from /config.json before the first frame)
+let lastPoseFrame = -1;
 
 function step(dt) {
   // Exponential approach: time constant 0 (snap) … 0.25 s at full smoothing.
@@ -335,7 +367,9 @@ function step(dt) {
 }
 
 const timing = { js: 0, render: 0, n: 0 };
-function animate() {
+function animate(now) {
+  // The capture page draws only the frames the camera takes: software GL has no cycles to spare.
+  if (capture && !capture.due(now)) return;
   const t0 = performance.now();
   const dt = Math.min(clock.getDelta(), 0.1);
   step(dt);
@@ -343,6 +377,8 @@ function animate() {
   syncMaterials();
   if (effect) effect.render(scene, camera); else renderer.render(scene, camera);
   const t2 = performance.now();
+  // same task: the drawing buffer is intact; the read-back also waits for the GPU to finish the draw
+  if (capture && mesh) capture.grab(renderer, lastPoseFrame);
   timing.js += t1 - t0; timing.render += t2 - t1; timing.n += 1;
   frames += 1;
   fpsT += dt;
@@ -356,6 +392,7 @@ function animate() {
     msgCount = state.messages;
     frames = 0;
     fpsT = 0;
+    if (capture) capture.report({ fps: state.fps, renderMs: state.renderMs, outline, gl: glName });
     statusText.textContent = state.connected
       ? `${state.rate.toFixed(0)} poses/s · face ${state.found ? 'found' : 'not found'} · ${state.fps.toFixed(0)} fps`
       : 'bridge not connected…';
@@ -379,24 +416,39 @@ window.openvtuber = Object.freeze({
     return out;
   },
   stats() {
-    const timing = { jsMs: state.jsMs, renderMs: state.renderMs, dpr: renderer.getPixelRatio(),
+    const timing = { jsMs: state.jsMs, renderMs: state.renderMs, dpr: renderer.getPixelRatio(), outline,
       calls: renderer.info.render.calls, triangles: renderer.info.render.triangles };
-    return { fps: state.fps, timing, messages: state.messages, found: state.found, connected: state.connected, error: state.error };
+    return { fps: state.fps, timing, messages: state.messages, found: state.found, connected: state.connected,
+      error: state.error, capture: capture ? capture.stats() : null };
   },
   screen(name) {   // CSS-pixel position of a bone on screen (for pixel checks in tests)
     const b = bones.get(name);
     if (!b) return null;
     const p = b.bone.getWorldPosition(new THREE.Vector3()).project(camera);
-    return [(p.x + 1) / 2 * window.innerWidth, (1 - p.y) / 2 * window.innerHeight];
+    const [w, h] = viewSize();
+    return [(p.x + 1) / 2 * w, (1 - p.y) / 2 * h];
   },
 });
 
 // ---- start ------------------------------------------------------------------------------------
 
-renderer.setAnimationLoop(animate);
-panel.hidden = transparent;
+panel.hidden = transparent || capturing;
 try {
   const config = await loadConfig();
+  if (capturing) {
+    const c = config.capture || {};
+    capture = new Capture(captureKey, c);
+    renderer.setSize(capture.width, capture.height, false);
+    camera.aspect = capture.width / capture.height;
+    camera.updateProjectionMatrix();
+    renderer.setClearColor(new THREE.Color(c.background || '#00b140'), 1);
+    if (c.image) scene.background = await new THREE.TextureLoader().loadAsync(c.image).then((t) => {
+      t.colorSpace = THREE.SRGBColorSpace;
+      return t;
+    }).catch(() => null);
+    capture.connect();
+  }
+  renderer.setAnimationLoop(animate);
   if (config.settings) applyMessage({ type: 'settings', ...config.settings });
   showReport(config.report);
   refreshModels();
@@ -406,6 +458,7 @@ try {
   scene.add(mesh);
   frameBustShot(mesh);
 } catch (e) {
+  renderer.setAnimationLoop(animate);
   showError(String(e.message || e));
   console.warn('OpenVtuber:', e);
 }

@@ -164,10 +164,12 @@ def test_busy_page_port_fails_only_when_the_page_is_on(tmp_path, monkeypatch):
     s.listen()
     port = s.getsockname()[1]
     try:
-        (tmp_path / "openvtuber.toml").write_text(f"[run]\nhttp_port = {port}\n")
+        (tmp_path / "openvtuber.toml").write_text(f"[run]\nhttp_port = {port}\npage = false\nvcam = false\n")
         page = doctor.check_ports()[0]
         assert page.status == WARN and str(port) in page.detail and "--http-port" in page.fix
-        (tmp_path / "openvtuber.toml").write_text(f"[run]\nhttp_port = {port}\npage = true\n")
+        (tmp_path / "openvtuber.toml").write_text(f"[run]\nhttp_port = {port}\n")   # page and camera: on
+        assert doctor.check_ports()[0].status == FAIL
+        (tmp_path / "openvtuber.toml").write_text(f"[run]\nhttp_port = {port}\npage = false\n")  # the camera's page
         assert doctor.check_ports()[0].status == FAIL
     finally:
         s.close()

@@ -561,7 +561,7 @@ def test_cli_run_page_serves_poses_and_takes_commands(model_dir, tmp_path):
 
     port = _free_port()
     env = {**os.environ, "OPENVTUBER_CONFIG_DIR": str(tmp_path)}
-    proc = subprocess.Popen([*CLI, "run", "--page", "--source", "demo", "--no-vmc", "--http-port", str(port),
+    proc = subprocess.Popen([*CLI, "run", "--page", "--no-vcam", "--source", "demo", "--no-vmc", "--http-port", str(port),
                              "--model", str(model_dir / "test.pmx")], stderr=subprocess.PIPE, text=True, env=env)
     try:
         # the test model has no 両目: said once, in one line, and it still runs

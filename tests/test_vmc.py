@@ -183,3 +183,60 @@ def test_bad_vmc_target_is_one_line(vmc, needle):
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_vmc_is_sent_on_the_tracker_thread_and_slow_outputs_are_not():
+    """The hub calls an ``inline`` output (VMC: a non-blocking UDP send) from publish() itself;
+    any other output gets its own thread and drop-oldest queue, so a stuck one costs nothing."""
+    from openvtuber.bridge.outputs import OutputHub
+    from openvtuber.bridge.vmc_out import VmcSender
+    from openvtuber.protocols.pose import AvatarPose
+
+    class Stuck:
+        name = "stuck"
+
+        def __init__(self):
+            self.release = threading.Event()
+
+        def send(self, pose):
+            self.release.wait(5)
+
+        def status(self):
+            return "stuck"
+
+        def close(self):
+            pass
+
+    class Failing:
+        name = "failing"
+        inline = True
+
+        def send(self, pose):
+            raise OSError("boom")
+
+        def status(self):
+            return "failing"
+
+        def close(self):
+            pass
+
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(2)
+    hub = OutputHub()
+    vmc = VmcSender("127.0.0.1", rx.getsockname()[1])
+    stuck = Stuck()
+    for out in (stuck, Failing(), vmc):
+        hub.add(out)
+    try:
+        t0 = time.perf_counter()
+        for i in range(20):
+            hub.publish(AvatarPose(t=i / 30, frame=i, found=True))
+        assert time.perf_counter() - t0 < 1.0                 # the stuck output held nothing up
+        assert vmc.frames == 20                              # sent before publish() returned
+        assert rx.recv(65536).startswith(b"#bundle")
+        assert "(20 errors: OSError: boom)" in hub.status() and "dropped" in hub.status()
+    finally:
+        stuck.release.set()
+        hub.close(timeout=0.5)
+        rx.close()

@@ -1,0 +1,335 @@
+"""``openvtuber bench --capture``: the virtual-camera path measured as a user runs it.
+
+The whole bridge runs (demo source paced at 30 fps → tracking → rig → VMC over real UDP,
+the page in headless Chromium → I420 frames → ``pyvirtualcam.Camera``) and we measure:
+
+* camera frames published per second, and how many were new page frames (the rest are
+  repeats of the last one), over ``seconds`` after warm-up;
+* frame → VMC latency: from the moment the source handed the frame over to the moment
+  the VMC bundle carrying its time arrives at a UDP socket here (p50/p99);
+* CPU (% of one core) of the bridge and of each browser process, from /proc;
+* resident memory of the bridge and the browser at start and at the end of ``soak``.
+
+Without a virtual camera device (this box) the frames go to a stand-in backend that
+copies each one into memory, as a v4l2loopback write does: the rest is the real path.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..protocols.vmc_decode import SenderTime, decode_packet
+from .run import Bridge, RunOptions
+from .status import StatusLine
+
+
+@dataclass
+class CaptureBenchOptions:
+    seconds: float = 60.0            # the measured window, after warm-up
+    soak: float = 600.0              # total run for the memory figure (>= seconds)
+    size: tuple[int, int] = (1280, 720)
+    fps: float = 30.0
+    browser: str | None = None
+    json: bool = False
+
+
+class MemoryCamera:
+    """pyvirtualcam backend standing in for a device: each frame is copied, as a write() to
+    v4l2loopback copies it. Registered only when no real device opens."""
+
+    def __init__(self, *, width, height, fps, fourcc, device, **kw):
+        self._buf: np.ndarray | None = None
+
+    def send(self, frame: np.ndarray) -> None:
+        if self._buf is None or self._buf.shape != frame.shape:
+            self._buf = np.empty_like(frame)
+        np.copyto(self._buf, frame)
+
+    def close(self) -> None:
+        self._buf = None
+
+    def device(self) -> str:
+        return "memory (no device here)"
+
+    def native_fourcc(self):
+        return None
+
+
+class TimedSource:
+    """Wraps the bridge's source: remembers when each frame index was handed over."""
+
+    def __init__(self, source):
+        self._source = source
+        self.read_at: dict[int, float] = {}
+        self.name = source.name
+        self.independent_frames = source.independent_frames
+
+    def __iter__(self):
+        for frame in self._source:
+            self.read_at[frame.index] = time.monotonic()
+            if len(self.read_at) > 4096:
+                for k in sorted(self.read_at)[:2048]:
+                    del self.read_at[k]
+            yield frame
+
+    def close(self) -> None:
+        self._source.close()
+
+
+def _receive_vmc(conn) -> None:
+    """In a process of its own (as VSeeFace would be): note when each bundle's /VMC/Ext/T
+    arrives. Sends back the port, then, when asked, every (sender time, arrival) pair."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.05)
+    conn.send(sock.getsockname()[1])
+    seen: list[tuple[float, float]] = []
+    while not conn.poll():
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            continue
+        now = time.monotonic()               # CLOCK_MONOTONIC: the same clock in every process
+        for m in decode_packet(data).messages:
+            if isinstance(m, SenderTime):
+                seen.append((m.t, now))
+    conn.recv()
+    conn.send(seen)
+    sock.close()
+
+
+class VmcLatency:
+    """Frame → VMC latency measured outside the bridge: a receiver process notes arrivals,
+    ``TimedSource`` noted when each frame was handed over; the frame is ``round(t × fps)``."""
+
+    def __init__(self, fps: float):
+        import multiprocessing as mp
+
+        self.fps = fps
+        self.source: TimedSource | None = None      # set once the bridge has opened its source
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_receive_vmc, args=(child,), name="vmc-receiver", daemon=True)
+        self._proc.start()
+        if not self._conn.poll(30):
+            self._proc.kill()
+            raise RuntimeError("the VMC receiver process did not start")
+        self.port = self._conn.recv()
+
+    def latencies(self, t0: float, t1: float) -> list[float]:
+        """Milliseconds for the frames handed over between ``t0`` and ``t1`` (stops the receiver)."""
+        self._conn.send("stop")
+        seen = self._conn.recv() if self._conn.poll(10) else []
+        read_at = self.source.read_at if self.source is not None else {}
+        out = []
+        for t, arrived in seen:
+            read = read_at.get(int(round(t * self.fps)))
+            if read is not None and t0 <= read <= t1:
+                out.append((arrived - read) * 1000)
+        return out
+
+    def close(self) -> None:
+        if self._proc.is_alive():
+            try:
+                self._conn.send("stop")
+            except OSError:
+                pass
+            self._proc.join(2)
+            if self._proc.is_alive():
+                self._proc.kill()
+
+
+# ---- /proc figures (Linux); elsewhere the rows say n/a ------------------------------------------
+
+def _proc_stat(pid: int) -> tuple[float, int] | None:
+    """(CPU seconds used, process group) of ``pid``."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, int(fields[2])
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _browser_processes(pgid: int | None) -> dict[int, str]:
+    """pid → Chromium process type (browser, gpu-process, renderer, utility, zygote …)."""
+    out = {}
+    if pgid is None:
+        return out
+    for d in Path("/proc").glob("[0-9]*"):
+        st = _proc_stat(int(d.name))
+        if st is None or st[1] != pgid:
+            continue
+        try:   # Chromium rewrites its children's titles: arguments end up space-separated
+            args = (d / "cmdline").read_bytes().replace(b"\0", b" ").split()
+        except OSError:
+            continue
+        kind = next((a.split(b"=", 1)[1].decode() for a in args if a.startswith(b"--type=")), "browser")
+        sub = next((a.split(b"=", 1)[1].decode().split(".")[-1] for a in args
+                    if a.startswith(b"--utility-sub-type=")), "")
+        out[int(d.name)] = f"{kind}:{sub}" if sub else kind
+    return out
+
+
+@dataclass
+class Snapshot:
+    t: float
+    cpu: dict[str, float] = field(default_factory=dict)       # process label → CPU seconds
+    rss: dict[str, float] = field(default_factory=dict)       # "bridge" / "browser" → MB
+
+
+def snapshot(pgid: int | None) -> Snapshot:
+    snap = Snapshot(time.monotonic())
+    me = _proc_stat(os.getpid())
+    if me is not None:
+        snap.cpu["bridge"] = me[0]
+    snap.rss["bridge"] = _rss_mb(os.getpid())
+    snap.rss["browser"] = 0.0
+    for pid, kind in _browser_processes(pgid).items():
+        st = _proc_stat(pid)
+        if st is not None:
+            snap.cpu[f"browser {kind}"] = snap.cpu.get(f"browser {kind}", 0.0) + st[0]
+        snap.rss["browser"] += _rss_mb(pid)
+    return snap
+
+
+def cpu_percent(a: Snapshot, b: Snapshot) -> dict[str, float]:
+    dt = max(b.t - a.t, 1e-6)
+    return {k: round(100 * (b.cpu[k] - a.cpu.get(k, 0.0)) / dt, 1) for k in b.cpu}
+
+
+# ---- the run ------------------------------------------------------------------------------------
+
+def _device_backend() -> str | None:
+    """None when a real virtual camera opens; else register and name the stand-in."""
+    import pyvirtualcam
+
+    try:
+        pyvirtualcam.Camera(64, 48, 30, fmt=pyvirtualcam.PixelFormat.I420).close()
+        return None
+    except Exception:  # noqa: BLE001 - any backend failure means: no device here
+        pyvirtualcam.register_backend("memory", MemoryCamera)
+        return "memory"
+
+
+def bench_capture(opts: CaptureBenchOptions, say=print) -> dict:
+    backend = _device_backend()
+    messages: list[str] = []
+    status = StatusLine(interval=3600)
+    status.message = messages.append                 # type: ignore[method-assign]
+    vmc = VmcLatency(30.0)
+    run = RunOptions(source="demo", vmc=f"127.0.0.1:{vmc.port}", page=False, http_port=0, vcam=True,
+                     vcam_size=opts.size, vcam_fps=opts.fps, vcam_backend=backend, browser=opts.browser)
+    bridge = Bridge(run, status)
+    if bridge.capture is None:
+        bridge.stop()
+        vmc.close()
+        raise RuntimeError("; ".join(messages) or "the virtual camera did not start")
+    bridge.source = vmc.source = TimedSource(bridge.source)    # before start: nothing has read it yet
+    cam, sink = bridge.capture.camera, bridge.capture.sink
+    result: dict = {"size": f"{opts.size[0]}x{opts.size[1]}", "camera": cam.name, "fps_target": opts.fps}
+    bridge.start()
+    try:
+        t_start = time.monotonic()
+        while cam.fresh < 10 and time.monotonic() - t_start < 90:
+            time.sleep(0.2)
+        if cam.fresh < 10:
+            raise RuntimeError("the page delivered no frames in 90 s: " + "; ".join(messages))
+        result["first_frame_s"] = round(time.monotonic() - t_start, 1)
+        time.sleep(3.0)                              # shaders compiled, caches warm
+        pgid = bridge.capture.browser.pid
+        a = snapshot(pgid)
+        sent0, fresh0, frames0 = cam.sent, cam.fresh, bridge.summary.frames
+        say(f"measuring {opts.seconds:.0f} s of capture + publish at {result['size']} with live tracking …")
+        time.sleep(opts.seconds)
+        b = snapshot(bridge.capture.browser.pid)
+        dt = b.t - a.t
+        samples = vmc.latencies(a.t, b.t - 0.2)
+        lat = np.array(samples) if samples else np.array([np.nan])
+        result.update({
+            "seconds": round(dt, 1),
+            "camera_fps": round((cam.sent - sent0) / dt, 1),
+            "new_frame_fps": round((cam.fresh - fresh0) / dt, 1),
+            "tracking_fps": round((bridge.summary.frames - frames0) / dt, 1),
+            "tracking_ms": round(bridge.track_ms, 2),
+            "vmc_latency_ms": {"p50": round(float(np.percentile(lat, 50)), 2),
+                               "p99": round(float(np.percentile(lat, 99)), 2), "n": len(samples)},
+            "cpu_percent": cpu_percent(a, b),
+            "page": dict(sink.page_stats),
+            "rss_mb_start": {k: round(v, 1) for k, v in a.rss.items()},
+            "browser_restarts": bridge.capture.browser.restarts,
+        })
+        say(format_result(result))
+        while time.monotonic() - a.t < opts.soak:
+            left = opts.soak - (time.monotonic() - a.t)
+            time.sleep(min(60.0, max(left, 0.0)))
+            s = snapshot(bridge.capture.browser.pid)
+            say(f"  after {s.t - a.t:4.0f} s: RSS bridge {s.rss['bridge']:.1f} MB, browser {s.rss['browser']:.1f} MB, "
+                f"camera {cam.rate:.1f} fps ({cam.fresh_rate:.1f} new)")
+        end = snapshot(bridge.capture.browser.pid)
+        result["soak_s"] = round(end.t - a.t)
+        result["rss_mb_end"] = {k: round(v, 1) for k, v in end.rss.items()}
+        result["rss_growth_mb"] = {k: round(end.rss[k] - a.rss.get(k, 0.0), 1) for k in end.rss}
+        result["browser_restarts"] = bridge.capture.browser.restarts
+    finally:
+        bridge.stop_event.set()
+        bridge.stop()
+        vmc.close()
+    return result
+
+
+def format_result(r: dict) -> str:
+    page = r.get("page", {})
+    cpu = r.get("cpu_percent", {})
+    lines = [
+        f"virtual camera ({r['camera']}) {r['size']}, {r['seconds']:.0f} s, demo tracked live:",
+        f"  camera frames   {r['camera_fps']:5.1f} fps published (target {r['fps_target']:g}; repeats fill in)",
+        f"  new frames      {r['new_frame_fps']:5.1f} fps from the page (goal >= 30)",
+        f"  tracking        {r['tracking_fps']:5.1f} fps, {r['tracking_ms']:.2f} ms a frame",
+        f"  frame -> VMC    p50 {r['vmc_latency_ms']['p50']:.2f} ms, p99 {r['vmc_latency_ms']['p99']:.2f} ms "
+        f"(n={r['vmc_latency_ms']['n']}; goal p99 <= 10 ms)",
+        "  CPU (% of one core): " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]))
+        + f"; total {sum(cpu.values()):.0f} of {100 * (os.cpu_count() or 1)}",
+    ]
+    if page:
+        lines.append(f"  page            draws {page.get('fps', 0):.1f} fps; draw call {page.get('drawMs', 0):.1f} ms, "
+                     f"GPU finish + I420 pack + read-back {page.get('packMs', 0):.1f} ms; "
+                     f"outline {'on' if page.get('outline') else 'off'}; {page.get('gl', '?')[:60]}")
+    rs = r.get("rss_mb_start", {})
+    lines.append(f"  RSS at start    bridge {rs.get('bridge', 0):.1f} MB, browser {rs.get('browser', 0):.1f} MB")
+    if "rss_mb_end" in r:
+        re_, g = r["rss_mb_end"], r["rss_growth_mb"]
+        lines.append(f"  RSS after {r['soak_s']} s  bridge {re_['bridge']:.1f} MB ({g['bridge']:+.1f}), "
+                     f"browser {re_['browser']:.1f} MB ({g['browser']:+.1f}); goal growth <= 10 MB")
+    return "\n".join(lines)
+
+
+def main_bench_capture(opts: CaptureBenchOptions) -> int:
+    say = (lambda s: print(s, file=sys.stderr)) if opts.json else print
+    try:
+        result = bench_capture(opts, say)
+    except RuntimeError as e:
+        print(f"openvtuber bench --capture: {e}", file=sys.stderr)
+        return 1
+    if opts.json:
+        print(json.dumps(result))
+    else:
+        print(format_result(result))
+    return 0
