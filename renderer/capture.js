@@ -23,44 +23,57 @@ const FLAG_I420 = 1;
 //   r <  h            Y row r, pixels 4x..4x+3
 //   r <  h + h/4      U: the texel row holds two chroma rows of w/2 bytes: chroma row 2(r-h) + (x >= q/2)
 //   else              V, the same way
-// No integer division, and each chroma sample is one bilinear fetch at the centre of its 2×2 block
-// (the copy is linearly filtered): software GL counts every instruction of this pass.
-const PACK_FRAGMENT = /* glsl */ `
+// Two draws, one per region, so neither shader branches between luma and chroma (software GL runs
+// both sides of a branch: one shader with both cost twice as much). No integer division, and each
+// chroma sample is one bilinear fetch at the centre of its 2×2 block (the copy is linearly filtered).
+const PACK_HEAD = /* glsl */ `
 precision highp float;
 precision highp int;
 uniform sampler2D src;
 uniform ivec2 size;
 layout(location = 0) out highp vec4 packedBytes;
-
+`;
+const PACK_LUMA = PACK_HEAD + /* glsl */ `
 const vec3 Y = vec3(0.299, 0.587, 0.114) * 219.0;
-const vec3 U = vec3(-0.168736, -0.331264, 0.5) * 224.0;
-const vec3 V = vec3(0.5, -0.418688, -0.081312) * 224.0;
-
 void main() {
   ivec2 o = ivec2(gl_FragCoord.xy);
-  int w = size.x, h = size.y, half_q = w / 8;
-  vec4 b;
-  if (o.y < h) {
-    int sy = h - 1 - o.y;                    // the canvas copy is bottom-up, the stream top-down
-    int x = o.x * 4;
-    b = 16.0 + vec4(dot(texelFetch(src, ivec2(x, sy), 0).rgb, Y), dot(texelFetch(src, ivec2(x + 1, sy), 0).rgb, Y),
-                    dot(texelFetch(src, ivec2(x + 2, sy), 0).rgb, Y), dot(texelFetch(src, ivec2(x + 3, sy), 0).rgb, Y));
-  } else {
-    bool isU = o.y < h + h / 4;
-    int r = o.y - (isU ? h : h + h / 4);
-    int second = o.x >= half_q ? 1 : 0;
-    int cy = 2 * r + second;                  // chroma row, top-down
-    int cx = (o.x - second * half_q) * 4;     // first chroma column of this texel
-    vec2 inv = 1.0 / vec2(size);
-    float v = (float(h) - 2.0 * float(cy) - 1.0) * inv.y;   // centre of the 2x2 block, bottom-up
-    vec3 m = isU ? U : V;
-    b = 128.0 + vec4(dot(texture(src, vec2(2.0 * float(cx) + 1.0, 0.0) * inv + vec2(0.0, v)).rgb, m),
-                     dot(texture(src, vec2(2.0 * float(cx) + 3.0, 0.0) * inv + vec2(0.0, v)).rgb, m),
-                     dot(texture(src, vec2(2.0 * float(cx) + 5.0, 0.0) * inv + vec2(0.0, v)).rgb, m),
-                     dot(texture(src, vec2(2.0 * float(cx) + 7.0, 0.0) * inv + vec2(0.0, v)).rgb, m));
-  }
+  int sy = size.y - 1 - o.y;                    // the canvas copy is bottom-up, the stream top-down
+  int x = o.x * 4;
+  vec4 b = 16.0 + vec4(dot(texelFetch(src, ivec2(x, sy), 0).rgb, Y), dot(texelFetch(src, ivec2(x + 1, sy), 0).rgb, Y),
+                       dot(texelFetch(src, ivec2(x + 2, sy), 0).rgb, Y), dot(texelFetch(src, ivec2(x + 3, sy), 0).rgb, Y));
   packedBytes = floor(clamp(b, 0.0, 255.0) + 0.5) / 255.0;
 }`;
+const PACK_CHROMA = PACK_HEAD + /* glsl */ `
+const vec3 U = vec3(-0.168736, -0.331264, 0.5) * 224.0;
+const vec3 V = vec3(0.5, -0.418688, -0.081312) * 224.0;
+void main() {
+  ivec2 o = ivec2(gl_FragCoord.xy);
+  int h = size.y, quarter = size.y / 4, halfQ = size.x / 8;
+  int r = o.y - h;                              // 0 .. h/2: U rows, then V rows
+  vec3 m = r < quarter ? U : V;
+  r = r < quarter ? r : r - quarter;
+  int second = o.x >= halfQ ? 1 : 0;
+  float cy = float(2 * r + second);             // chroma row, top-down
+  float cx = float((o.x - second * halfQ) * 4); // first chroma column of this texel
+  vec2 inv = 1.0 / vec2(size);
+  float v = (float(h) - 2.0 * cy - 1.0) * inv.y;   // centre of the 2x2 block, bottom-up
+  vec4 b = 128.0 + vec4(dot(texture(src, vec2((2.0 * cx + 1.0) * inv.x, v)).rgb, m),
+                        dot(texture(src, vec2((2.0 * cx + 3.0) * inv.x, v)).rgb, m),
+                        dot(texture(src, vec2((2.0 * cx + 5.0) * inv.x, v)).rgb, m),
+                        dot(texture(src, vec2((2.0 * cx + 7.0) * inv.x, v)).rgb, m));
+  packedBytes = floor(clamp(b, 0.0, 255.0) + 0.5) / 255.0;
+}`;
+
+function regionQuad(material, y0, y1) {
+  // A quad covering rows y0..y1 (fractions of the target's height) in clip space.
+  const g = new THREE.BufferGeometry();
+  const a = -1 + 2 * y0, b = -1 + 2 * y1;
+  g.setAttribute('position', new THREE.Float32BufferAttribute([-1, a, 0, 1, a, 0, 1, b, 0, -1, b, 0], 3));
+  g.setIndex([0, 1, 2, 0, 2, 3]);
+  const mesh = new THREE.Mesh(g, material);
+  mesh.frustumCulled = false;
+  return mesh;
+}
 
 export class Capture {
   constructor(key, config) {
@@ -70,9 +83,10 @@ export class Capture {
     this.height = clampSize(config.height, 720) & ~3;
     this.interval = 1000 / Math.min(Math.max(Number(config.fps) || 30, 1), 120);
     this.size = HEADER + this.width * this.height * 3 / 2;
-    // two buffers ping-pong with the worker (it hands each back as soon as send() has copied it);
-    // frames in the worker's hands or in its socket's buffer count as in flight, at most two
-    this.spare = [new ArrayBuffer(this.size)];
+    // three buffers: one being drawn, up to two in flight — being read back from the GPU, with the
+    // worker (it hands each back as soon as send() has copied it) or waiting in its socket's buffer
+    this.spare = [new ArrayBuffer(this.size), new ArrayBuffer(this.size)];
+    this.reading = 0;         // GPU read-backs not finished yet
     this.posted = 0;          // with the worker, not yet handed back
     this.queued = 0;          // whole frames still in the worker's socket buffer
     this.useBuffer(new ArrayBuffer(this.size));
@@ -88,22 +102,18 @@ export class Capture {
       minFilter: THREE.NearestFilter, magFilter: THREE.NearestFilter, depthBuffer: false,
       type: THREE.UnsignedByteType, format: THREE.RGBAFormat,
     });
-    this.material = new THREE.ShaderMaterial({
-      glslVersion: THREE.GLSL3,
-      uniforms: { src: { value: this.copy }, size: { value: new THREE.Vector2(this.width, this.height) } },
+    const uniforms = { src: { value: this.copy }, size: { value: new THREE.Vector2(this.width, this.height) } };
+    const pass = (fragmentShader) => new THREE.ShaderMaterial({
+      glslVersion: THREE.GLSL3, uniforms, fragmentShader, depthTest: false, depthWrite: false,
       vertexShader: 'void main() { gl_Position = vec4(position.xy, 0.0, 1.0); }',
-      fragmentShader: PACK_FRAGMENT,
-      depthTest: false, depthWrite: false,
     });
-    this.quad = new THREE.Mesh(new THREE.PlaneGeometry(2, 2), this.material);
-    this.quad.frustumCulled = false;
     this.quadScene = new THREE.Scene();
-    this.quadScene.add(this.quad);
+    this.quadScene.add(regionQuad(pass(PACK_LUMA), 0, 2 / 3), regionQuad(pass(PACK_CHROMA), 2 / 3, 1));
     this.quadCamera = new THREE.OrthographicCamera(-1, 1, 1, -1, 0, 1);
   }
 
   free() {
-    return this.spare.length > 0 && this.posted + this.queued < 2;
+    return this.spare.length > 0 && this.reading + this.posted + this.queued < 2;
   }
 
   useBuffer(buffer) {
@@ -139,32 +149,42 @@ export class Capture {
 
   grab(renderer, poseFrame) {
     // Right after the scene was drawn to the canvas, in the same task (the buffer is still intact).
+    // The read-back is asynchronous (a pixel-pack buffer and a fence): the page goes on to draw the
+    // next frame instead of waiting for the GPU, so software GL never idles between frames.
     if (!this.open || !this.free()) return;
     const gl = renderer.getContext();
     if (gl.drawingBufferWidth !== this.width || gl.drawingBufferHeight !== this.height) return;
     const t0 = performance.now();
-    this.pack(renderer);
-    this.readMs = 0.9 * this.readMs + 0.1 * (performance.now() - t0);
-    this.header.setUint32(0, MAGIC, true);
-    this.header.setUint32(4, poseFrame >>> 0, true);
-    this.header.setUint16(8, this.width, true);
-    this.header.setUint16(10, this.height, true);
-    this.header.setUint32(12, FLAG_I420, true);
-    const frame = this.buffer;
-    this.useBuffer(this.spare.pop());             // draw the next frame into the other buffer
-    this.posted += 1;
-    this.worker.postMessage({ type: 'frame', buffer: frame }, [frame]);
-    this.sent += 1;
+    const buffer = this.buffer, header = this.header, bytes = this.bytes;
+    this.useBuffer(this.spare.pop());             // the next frame goes into another buffer
+    this.reading += 1;
+    this.packInto(renderer);
+    renderer.readRenderTargetPixelsAsync(this.packed, 0, 0, this.width / 4, this.height * 3 / 2, bytes).then(() => {
+      header.setUint32(0, MAGIC, true);
+      header.setUint32(4, poseFrame >>> 0, true);
+      header.setUint16(8, this.width, true);
+      header.setUint16(10, this.height, true);
+      header.setUint32(12, FLAG_I420, true);
+      this.posted += 1;
+      this.worker.postMessage({ type: 'frame', buffer }, [buffer]);
+      this.sent += 1;
+      this.readMs = 0.9 * this.readMs + 0.1 * (performance.now() - t0);
+    }, () => this.spare.push(buffer)).finally(() => { this.reading -= 1; });
   }
 
-  pack(renderer) {
-    // The canvas as I420 into this.bytes: copy, one packing pass, one read-back of 1.5 bytes a pixel.
+  packInto(renderer) {
+    // The canvas → the packed I420 target: a copy and one full-screen pass (GPU commands only).
     renderer.copyFramebufferToTexture(this.copy);
     const previous = renderer.getRenderTarget();
     renderer.setRenderTarget(this.packed);
     renderer.render(this.quadScene, this.quadCamera);
-    renderer.readRenderTargetPixels(this.packed, 0, 0, this.width / 4, this.height * 3 / 2, this.bytes);
     renderer.setRenderTarget(previous);
+  }
+
+  pack(renderer) {
+    // The same, read back at once (tests): this.bytes holds the I420 frame afterwards.
+    this.packInto(renderer);
+    renderer.readRenderTargetPixels(this.packed, 0, 0, this.width / 4, this.height * 3 / 2, this.bytes);
     return this.bytes;
   }
 
