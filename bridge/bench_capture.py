@@ -310,7 +310,7 @@ def format_result(r: dict) -> str:
     ]
     if page:
         lines.append(f"  page            draws {page.get('fps', 0):.1f} fps; draw call {page.get('drawMs', 0):.1f} ms, "
-                     f"GPU finish + I420 pack + read-back {page.get('packMs', 0):.1f} ms; "
+                     f"submit → frame read back (GPU draw, I420 pack) {page.get('packMs', 0):.1f} ms; "
                      f"outline {'on' if page.get('outline') else 'off'}; {page.get('gl', '?')[:60]}")
     rs = r.get("rss_mb_start", {})
     lines.append(f"  RSS at start    bridge {rs.get('bridge', 0):.1f} MB, browser {rs.get('browser', 0):.1f} MB")

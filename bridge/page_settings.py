@@ -1,4 +1,4 @@
-"""The page panel's settings (mirror, smoothing), kept in the user config folder so they
+"""The page panel's settings (mirror, smoothing, model, VMC target), kept in the user config folder so they
 survive a restart. A damaged file is ignored with one line; nothing else depends on it."""
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ class PageSettings:
     mirror: bool = True
     smoothing: float = 0.2
     model: str = "bundled"          # or the name of a model the user dropped on the page
+    vmc: str | None = None          # "HOST:PORT" typed in the panel (None: the command line's)
 
     @classmethod
     def path(cls) -> Path:
@@ -34,12 +35,15 @@ class PageSettings:
             model = data.get("model", "bundled")
             if not isinstance(model, str) or not 0 < len(model) <= 64:
                 raise ValueError("model must be a model name")
+            vmc = data.get("vmc")
+            if vmc is not None and (not isinstance(vmc, str) or not 0 < len(vmc) <= 255):
+                raise ValueError("vmc must be HOST:PORT")
             if not isinstance(mirror, bool):
                 raise ValueError("mirror must be true or false")
             if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) \
                     or not math.isfinite(smoothing) or not 0.0 <= smoothing <= 1.0:
                 raise ValueError("smoothing must be a number from 0 to 1")
-            return cls(mirror, float(smoothing), model)
+            return cls(mirror, float(smoothing), model, vmc)
         except (ValueError, OSError, AttributeError) as e:
             if warn:
                 warn(f"page settings {path} ignored ({e})")

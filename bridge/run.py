@@ -25,10 +25,13 @@ from .track import CALIBRATION_FRAMES, load_calibration, saving_calibration
 from .vmc_out import VmcSender, parse_target
 
 
+DEFAULT_VMC = "127.0.0.1:39539"
+
+
 @dataclass
 class RunOptions:
     source: str = "auto"
-    vmc: str | None = "127.0.0.1:39539"          # None: no VMC output
+    vmc: str | None = DEFAULT_VMC                 # None: no VMC output
     frames: int | None = None
     vmc_in: int | None = None
     blendshapes: str = "vrm0"
@@ -78,6 +81,7 @@ class Bridge:
         self.tracker: FaceTracker | None = None
         self.fps = 0.0
         self.track_ms = 0.0                       # tracking time per frame (moving average)
+        self.vmc_error = ""                       # the panel's last VMC target, if it was refused
         self.last_found = False
         self.page = None
         self.page_settings = None
@@ -93,6 +97,13 @@ class Bridge:
             opts.rig.mirror = opts.rig.mirror and saved.mirror
             self.page_settings = PageSettings(opts.rig.mirror, saved.smoothing, saved.model)
             self.page.settings.update(mirror=opts.rig.mirror, smoothing=saved.smoothing)
+            if saved.vmc and opts.vmc == DEFAULT_VMC:     # the panel's target, unless the command line says
+                try:
+                    parse_target(saved.vmc)
+                    opts.vmc = saved.vmc
+                except ValueError as e:
+                    status.message(f"the VMC target saved by the panel is ignored: {e}")
+            self.page_settings.vmc = saved.vmc
             if opts.model is None and saved.model != "bundled" and not self.page.select_model(saved.model):
                 status.message(f"the model {saved.model!r} chosen last time is gone: showing the bundled avatar")
                 self.page_settings.model = "bundled"
@@ -139,11 +150,48 @@ class Bridge:
             self._calibrate_request.set()         # the tracker thread starts it between frames
         elif cmd.cmd == "mirror":
             self.opts.rig.mirror = bool(cmd.value)
+        elif cmd.cmd == "vmc":                    # resolving a host name may take a moment: not here
+            threading.Thread(target=self._retarget_vmc, args=(str(cmd.value),), name="vmc-retarget",
+                             daemon=True).start()
+            return
         # "smoothing" is the page's own display easing; the server keeps it for every open panel
         if cmd.cmd in ("mirror", "smoothing", "model") and self.page_settings is not None \
                 and getattr(self.page_settings, cmd.cmd) != cmd.value:
             setattr(self.page_settings, cmd.cmd, cmd.value)
             self.page_settings.save()
+
+    def _retarget_vmc(self, text: str) -> None:
+        """The panel's VMC field: send there from now on (and next time); a bad value is shown
+        in the panel, and the old target stays."""
+        try:
+            host, port = parse_target(text)
+            if self.vmc is None:
+                self.vmc = VmcSender(host, port, self.opts.blendshapes)
+                self.hub.add(self.vmc)
+            else:
+                self.vmc.retarget(host, port)
+        except (ValueError, OSError) as e:
+            self.vmc_error = str(e).replace("--vmc ", "", 1)
+            self._send_status()
+            return
+        self.vmc_error = ""
+        self.status.message(f"VMC now to {host}:{port} (set in the page)")
+        if self.page_settings is not None:
+            self.page_settings.vmc = f"{host}:{port}"
+            self.page_settings.save()
+        self._send_status()
+
+    def panel_status(self) -> dict:
+        """What the page's panel shows: tracker rate and time, face, where VMC goes, the camera."""
+        return {"source": self.source.name if hasattr(self, "source") else "", "fps": round(self.fps, 1),
+                "track_ms": round(self.track_ms, 2), "found": bool(self.last_found),
+                "vmc": self.vmc.name_shown if getattr(self, "vmc", None) is not None else None,
+                "vmc_error": self.vmc_error,
+                "vcam": self.capture.status() if self.capture is not None else None}
+
+    def _send_status(self) -> None:
+        if self.page is not None:
+            self.page.send_status(self.panel_status())
 
     def _open(self, opts: RunOptions, status: StatusLine) -> None:
         if opts.vmc is not None:
@@ -186,7 +234,7 @@ class Bridge:
             yield state
 
     def _loop(self) -> None:
-        last = time.monotonic()
+        last = last_status = time.monotonic()
         try:
             for state in self._states():
                 calibrated = self.tracker.calibration.calibrated if self.tracker else False
@@ -200,6 +248,9 @@ class Bridge:
                 now = time.monotonic()
                 self.fps = 0.9 * self.fps + 0.1 / max(now - last, 1e-6) if self.fps else 1.0 / max(now - last, 1e-6)
                 last = now
+                if now - last_status >= 1.0:          # the page's panel, once a second
+                    last_status = now
+                    self._send_status()
                 if self.stop_event.is_set() or (self.opts.frames and self.summary.frames >= self.opts.frames):
                     break
         except Exception as e:  # the source broke mid-run: report it in the summary, stop cleanly

@@ -75,7 +75,7 @@ _IMPORTMAP = re.compile(rb"<script type=\"importmap\">(.*?)</script>", re.S)
 @dataclass
 class Command:
     """A panel command from the page: ``calibrate``, ``mirror`` (bool), ``smoothing`` (0..1),
-    ``model`` (a stored model's name, or ``bundled``)."""
+    ``model`` (a stored model's name, or ``bundled``), ``vmc`` ("HOST:PORT", checked by the bridge)."""
     cmd: str
     value: object = None
 
@@ -98,6 +98,8 @@ def parse_command(text: str) -> Command | None:
         return Command("smoothing", float(value))
     if cmd == "model" and isinstance(value, str) and 0 < len(value) <= 64:
         return Command("model", value)
+    if cmd == "vmc" and isinstance(value, str) and 0 < len(value.strip()) <= 255:
+        return Command("vmc", value.strip())
     return None
 
 
@@ -352,6 +354,17 @@ class PageServer:
             q.append(text)
             c.wake.set()
         self.messages_out += 1
+
+    def send_status(self, status: dict) -> None:
+        """The bridge's status for every open panel (thread-safe; a control message, never dropped)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        text = json.dumps({"type": "status", **status}, allow_nan=False)
+        try:
+            loop.call_soon_threadsafe(self._fanout, text, True)
+        except RuntimeError:
+            pass
 
     @property
     def clients(self) -> int:

@@ -59,6 +59,12 @@ class VmcSender:
         self._rate_n = 0
         self.rate = 0.0
 
+    def retarget(self, host: str, port: int) -> None:
+        """Send to another receiver from the next frame on (the panel's VMC field); resolved
+        here, by the caller's thread, never by the tracker's."""
+        target = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_DGRAM)[0][4]
+        self.target, self.name_shown = target, f"{host}:{port}"    # one assignment each: no torn reads
+
     def send(self, pose: AvatarPose) -> None:
         # /VMC/Ext/T carries the source time of the frame (DESIGN.md: time is the source's)
         frame = encode_frame(pose, pose.t, self.blendshapes)

@@ -206,6 +206,13 @@ function applyMessage(msg) {
     refreshModels();
     return;
   }
+  if (msg.type === 'status') {                      // the bridge, once a second
+    bridgeStatus = msg;
+    if (document.activeElement !== vmcInput) vmcInput.value = typeof msg.vmc === 'string' ? msg.vmc : '';
+    vmcInput.classList.toggle('bad', !!msg.vmc_error);
+    vmcInput.title = msg.vmc_error || 'Where VMC goes: HOST:PORT, Enter to apply';
+    return;
+  }
   if (msg.type === 'settings') {
     if (typeof msg.mirror === 'boolean') { state.mirror = msg.mirror; mirrorBox.checked = msg.mirror; }
     if (typeof msg.smoothing === 'number' && Number.isFinite(msg.smoothing)) {
@@ -268,10 +275,13 @@ function send(obj) {
 const panel = document.getElementById('panel');
 const statusText = document.getElementById('status');
 const mirrorBox = document.getElementById('mirror');
+const vmcInput = document.getElementById('vmc');
+let bridgeStatus = null;   // {fps, track_ms, found, vmc, vmc_error, vcam, source} from the bridge
 const smoothingSlider = document.getElementById('smoothing');
 panel.hidden = transparent;
 document.getElementById('calibrate').addEventListener('click', () => send({ cmd: 'calibrate' }));
 mirrorBox.addEventListener('change', () => send({ cmd: 'mirror', value: mirrorBox.checked }));
+vmcInput.addEventListener('change', () => { if (vmcInput.value.trim()) send({ cmd: 'vmc', value: vmcInput.value.trim() }); });
 smoothingSlider.addEventListener('input', () => {
   state.smoothing = Number(smoothingSlider.value);
   send({ cmd: 'smoothing', value: state.smoothing });
@@ -393,9 +403,11 @@ function animate(now) {
     frames = 0;
     fpsT = 0;
     if (capture) capture.report({ fps: state.fps, renderMs: state.renderMs, outline, gl: glName });
-    statusText.textContent = state.connected
-      ? `${state.rate.toFixed(0)} poses/s · face ${state.found ? 'found' : 'not found'} · ${state.fps.toFixed(0)} fps`
-      : 'bridge not connected…';
+    const b = bridgeStatus;
+    statusText.textContent = !state.connected ? 'bridge not connected…'
+      : (b ? `tracker ${b.fps.toFixed(0)} fps · ${b.track_ms.toFixed(1)} ms · ` : '')
+        + `face ${state.found ? 'found' : 'not found'} · page ${state.fps.toFixed(0)} fps`
+        + (b && b.vcam ? ` · ${b.vcam}` : '');
   }
   if (mesh && !state.ready) state.ready = true;   // after the first frame with the model drawn
 }
@@ -419,6 +431,7 @@ window.openvtuber = Object.freeze({
     const timing = { jsMs: state.jsMs, renderMs: state.renderMs, dpr: renderer.getPixelRatio(), outline,
       calls: renderer.info.render.calls, triangles: renderer.info.render.triangles };
     return { fps: state.fps, timing, messages: state.messages, found: state.found, connected: state.connected,
+      bridge: bridgeStatus, status: statusText.textContent,
       error: state.error, capture: capture ? capture.stats() : null };
   },
   screen(name) {   // CSS-pixel position of a bone on screen (for pixel checks in tests)

@@ -12,6 +12,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -704,3 +705,108 @@ def test_mirror_toggle_flips_the_avatar_end_to_end(browser, tmp_path):
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=15)
+
+
+def test_a_model_without_a_head_bone_is_reported_and_still_renders(browser, tmp_path):
+    """頭 renamed to 顔 (same length, so the file stays valid): the panel says what is missing,
+    the page still draws the model and follows what it can (the neck)."""
+    build_test_pmx(tmp_path / "full.pmx")
+    data = (tmp_path / "full.pmx").read_bytes()
+    name = struct.pack("<i", 2) + "頭".encode("utf-16-le")          # the bone's name: length 2, then UTF-16
+    assert name in data                                             # (the bone, and its display frame entry)
+    (tmp_path / "headless.pmx").write_bytes(data.replace(name, struct.pack("<i", 2) + "顔".encode("utf-16-le")))
+    srv = PageServer(model=tmp_path / "headless.pmx", port=0).start()
+    try:
+        assert "頭" in srv.model_report["missing_required_bones"]
+        pg = Page(browser, srv.url)
+        try:
+            report = pg.page.eval_on_selector("#report", "e => e.textContent")
+            assert report.startswith("model lacks:") and "頭" in report.split()
+            assert "頭" not in pg.eval("window.openvtuber.bones()")
+            got = _settle(pg, srv, {"首": quat_from_ypr(20, 0, 0)})
+            assert _angle(got["首"], quat_from_ypr(20, 0, 0)) < 1.0
+            img = pg.shot()
+            h, w = img.shape[:2]
+            centre = img[h // 4: 3 * h // 4, w // 3: 2 * w // 3, :3].astype(int)
+            background = img[2, w // 2, :3].astype(int)
+            assert (np.abs(centre - background).sum(axis=2) > 60).mean() > 0.05     # the model is drawn
+            assert pg.errors == []
+        finally:
+            pg.page.close()
+    finally:
+        srv.close()
+
+
+def _udp() -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.settimeout(0.2)
+    return s
+
+
+def _packets(sock: socket.socket, seconds: float) -> int:
+    n, deadline = 0, time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            sock.recv(65536)
+            n += 1
+        except socket.timeout:
+            pass
+    return n
+
+
+@needs_three
+def test_panel_shows_the_tracker_calibrates_it_and_moves_vmc(browser, tmp_path):
+    """The real bridge (demo source) and the real page: the panel shows the tracker's rate and
+    time, its Calibrate button calibrates the tracker (the calibration file appears), a VMC
+    target typed in the panel takes effect at once, a bad one is marked, and the new target
+    is used again after a restart."""
+    first, second = _udp(), _udp()
+    port = _free_port()
+    env = {**os.environ, "OPENVTUBER_CONFIG_DIR": str(tmp_path)}
+
+    def start(*vmc: str) -> subprocess.Popen:
+        return subprocess.Popen([*CLI, "run", "--no-vcam", "--source", "demo", "--http-port", str(port), *vmc],
+                                stderr=subprocess.PIPE, text=True, env=env)
+
+    proc = start("--vmc", f"127.0.0.1:{first.getsockname()[1]}")
+    try:
+        while "page:" not in proc.stderr.readline():
+            pass
+        pg = Page(browser, f"http://127.0.0.1:{port}/")
+        try:
+            status = pg.wait("(s => s.startsWith('tracker') && s)(window.openvtuber.stats().status)", 10)
+            assert status and re.match(r"tracker \d+ fps · \d+\.\d ms · face (found|not found) · page", status), status
+            assert pg.eval("document.getElementById('vmc').value") == f"127.0.0.1:{first.getsockname()[1]}"
+            assert _packets(first, 0.5) > 5
+            pg.page.click("#calibrate")
+            deadline = time.monotonic() + 15
+            while not (tmp_path / "calibration.json").is_file() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert (tmp_path / "calibration.json").is_file(), "Calibrate did not reach the tracker"
+            pg.page.fill("#vmc", f"127.0.0.1:{second.getsockname()[1]}")
+            pg.page.press("#vmc", "Enter")
+            assert pg.wait(f"window.openvtuber.stats().bridge.vmc === '127.0.0.1:{second.getsockname()[1]}'", 5)
+            assert _packets(second, 0.5) > 5
+            _packets(first, 0.3)                                          # what was already on its way
+            assert _packets(first, 0.5) == 0
+            pg.page.fill("#vmc", "127.0.0.1:notaport")
+            pg.page.press("#vmc", "Enter")
+            assert pg.wait("document.getElementById('vmc').classList.contains('bad')", 5)
+            assert "port must be a number" in pg.eval("document.getElementById('vmc').title")
+            assert _packets(second, 0.5) > 5                              # the good target stays
+            assert pg.errors == []
+        finally:
+            pg.page.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=15)
+    assert json.loads((tmp_path / "page_settings.json").read_text())["vmc"] == f"127.0.0.1:{second.getsockname()[1]}"
+    proc = start()                                                  # no --vmc: the panel's choice
+    try:
+        assert _packets(second, 8) > 10
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=15)
+        first.close()
+        second.close()

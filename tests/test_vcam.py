@@ -513,3 +513,26 @@ def test_page_timing_reports_are_kept_only_when_well_formed():
         assert not sink.note_stats(bad)
     assert sink.note_stats('{"type": "stats", "fps": NaN, "sent": true}') and sink.page_stats == {}
     assert sink.rejected == 4
+
+
+@needs_browser
+def test_video_end_stops_everything_cleanly(tmp_path, astronaut_vga):
+    """A video source ends: the bridge closes camera, browser and server and exits 0."""
+    clip = tmp_path / "clip.avi"
+    out = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30, (640, 480))
+    for _ in range(45):
+        out.write(astronaut_vga)
+    out.release()
+    proc = subprocess.Popen([sys.executable, "-c", REGISTERED_RUN, "run", "--source", str(clip), "--no-vmc",
+                             "--http-port", "0", "--vcam-backend", "null", "--browser", CHROMIUM],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    browsers = set()
+    while proc.poll() is None:
+        kids = subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True)
+        browsers.update(int(p) for p in kids.stdout.split())
+        time.sleep(0.1)
+    err = proc.stderr.read()
+    assert proc.returncode == 0, err
+    assert "ran 45 frames, face found on 45" in err and "virtual camera: null" in err
+    time.sleep(0.3)
+    assert not any(_group_alive(p) for p in browsers), "a browser outlived the bridge"
