@@ -38,6 +38,7 @@ class CaptureBenchOptions:
     fps: float = 30.0
     browser: str | None = None
     json: bool = False
+    threads: int = 1                 # inference threads, as `run --threads`
 
 
 class MemoryCamera:
@@ -236,7 +237,8 @@ def bench_capture(opts: CaptureBenchOptions, say=print) -> dict:
     status.message = messages.append                 # type: ignore[method-assign]
     vmc = VmcLatency(30.0)
     run = RunOptions(source="demo", vmc=f"127.0.0.1:{vmc.port}", page=False, http_port=0, vcam=True,
-                     vcam_size=opts.size, vcam_fps=opts.fps, vcam_backend=backend, browser=opts.browser)
+                     vcam_size=opts.size, vcam_fps=opts.fps, vcam_backend=backend, browser=opts.browser,
+                     threads=opts.threads)
     bridge = Bridge(run, status)
     if bridge.capture is None:
         bridge.stop()

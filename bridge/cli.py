@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="--capture: run this long in all for the memory growth figure (default 600)")
     be.add_argument("--vcam-size", type=_vcam_size, default="1280x720", metavar="WxH")
     be.add_argument("--browser", metavar="PATH")
+    be.add_argument("--threads", type=_positive_int, default=1, help="--capture: inference threads (as run --threads)")
 
     ru = sub.add_parser("run", help="track and drive the avatar outputs (VMC, the page, the virtual camera)")
     ru.add_argument("--source", default="auto",
@@ -200,7 +201,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             from .bench_capture import CaptureBenchOptions, main_bench_capture
 
             return main_bench_capture(CaptureBenchOptions(args.seconds, max(args.soak, args.seconds),
-                                                          args.vcam_size, 30.0, args.browser, args.json))
+                                                          args.vcam_size, 30.0, args.browser, args.json,
+                                                          args.threads))
         return main_bench(BenchOptions(args.source, args.frames, args.runtime, args.json))
     if args.command in ("run", "replay"):
         from .rig import RigOptions
