@@ -112,18 +112,20 @@ class Bridge:
             if missing:
                 status.message(f"model {self.page.model.name} lacks the bones {', '.join(missing)}: "
                                "those parts of the pose are not shown")
+        held: list[str] = []                      # the camera's lines wait until everything has opened
         try:
-            self._open(opts, status)
+            self._open_outputs(opts)
             if opts.vcam:                         # the device first: without one, no browser is started
                 from .vcam_path import open_capture
 
-                self.capture = open_capture(opts, status.message)
-                if self.capture is not None:
+                self.capture = open_capture(opts, held.append)
+                if self.capture is not None:      # the browser loads while the networks load
                     self.capture.attach(self.page)
                     self.capture.start()
                 elif not opts.page:               # the server was only for the camera's page
                     self.page.close()
                     self.page = None
+            self._open_source(opts, status)
         except BaseException:                       # nothing half-open may outlive a failed start
             if self.capture is not None:
                 self.capture.close()
@@ -134,6 +136,10 @@ class Bridge:
             if self.receiver is not None:
                 self.receiver.close()
             raise
+        for line in held:
+            status.message(line)
+        if self.capture is not None:
+            self.capture.on_message = status.message
         if self.page is not None:
             from .page_out import PageOutput
 
@@ -193,7 +199,8 @@ class Bridge:
         if self.page is not None:
             self.page.send_status(self.panel_status())
 
-    def _open(self, opts: RunOptions, status: StatusLine) -> None:
+    def _open_outputs(self, opts: RunOptions) -> None:
+        """VMC out and in: quick, and where a typo in a flag shows first."""
         if opts.vmc is not None:
             host, port = parse_target(opts.vmc)
             self.vmc = VmcSender(host, port, opts.blendshapes)
@@ -203,6 +210,11 @@ class Bridge:
             from .vmc_in import VmcReceiver
 
             self.receiver = VmcReceiver(port=opts.vmc_in)
+        if self.vmc is not None:
+            self.hub.add(self.vmc)
+
+    def _open_source(self, opts: RunOptions, status: StatusLine) -> None:
+        """The networks, then the source (a camera turns on last)."""
         if opts.source.startswith("replay:"):
             self.source = ReplaySource(opts.source[len("replay:"):], realtime=opts.realtime is not False)
         else:
@@ -214,8 +226,6 @@ class Bridge:
                 status.message("calibrating: look at the camera with a relaxed face for a second")
                 self.tracker.calibrate(CALIBRATION_FRAMES)
                 self.tracker.on_calibrated = saving_calibration(status.message)
-        if self.vmc is not None:
-            self.hub.add(self.vmc)
 
     def _states(self):
         if self.tracker is None:                  # replay: the recording holds the states

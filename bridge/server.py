@@ -33,6 +33,7 @@ import math
 import os
 import re
 import secrets
+import sys
 import tempfile
 import threading
 import time
@@ -308,7 +309,10 @@ class PageServer:
         # a stalled download or a silent client must not hold Ctrl-C for aiohttp's default 60 s
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.25)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=False)
+        # POSIX SO_REUSEADDR only lets a restart bind past the last run's TIME_WAIT connections (a
+        # listener still in use is refused all the same); on Windows it would let two servers share
+        # the port, so there it stays off
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=sys.platform != "win32")
         await site.start()
         if self.port == 0:               # tests: the OS picked a free port
             self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]

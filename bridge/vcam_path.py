@@ -64,7 +64,8 @@ class CapturePath:
         url = self.page.capture_url + f"&outline={OUTLINE.get(self.outline, 'auto')}"
         # niceness 10: tracking (and so VMC latency) comes first; the browser draws with what is left
         self.browser = HeadlessBrowser(self.executable, url, (self.sink.width, self.sink.height),
-                                       last_frame=lambda: self.sink.last_time, on_message=self.on_message,
+                                       last_frame=lambda: self.sink.last_time,
+                                       on_message=lambda line: self.on_message(line),   # may be re-pointed
                                        nice=BROWSER_NICE).start()
         self.camera.start()
         self.on_message(f"virtual camera: {self.camera.name} {self.sink.width}x{self.sink.height} "
