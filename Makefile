@@ -56,6 +56,7 @@ SOAK            ?= 600
 bench: install
 	$(VENV)/bin/openvtuber bench $(ARGS)
 	$(VENV)/bin/openvtuber accuracy
+	$(VENV)/bin/openvtuber bench --page
 	$(VENV)/bin/openvtuber bench --capture --seconds $(CAPTURE_SECONDS) --soak $(SOAK)
 
 clean:

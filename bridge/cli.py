@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--runtime", choices=("auto", "litert", "opencv"), default="auto",
                     help="runtime reported at the top level (both are measured)")
     be.add_argument("--json", action="store_true", help="print one JSON object")
+    be.add_argument("--page", action="store_true",
+                    help="instead: how fast the avatar page draws at --vcam-size in a headless browser (needs playwright)")
     be.add_argument("--capture", action="store_true",
                     help="instead: the virtual camera path with live tracking (fps, frame→VMC latency, CPU, memory)")
     be.add_argument("--seconds", type=_positive_int, default=60, help="--capture: the measured window (default 60)")
@@ -197,6 +199,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "bench":
         from .bench import BenchOptions, main_bench
 
+        if args.page:
+            from .bench_page import PageBenchOptions, main_bench_page
+
+            return main_bench_page(PageBenchOptions(10.0, args.vcam_size, args.browser, args.json))
         if args.capture:
             from .bench_capture import CaptureBenchOptions, main_bench_capture
 

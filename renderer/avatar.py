@@ -85,7 +85,7 @@ def _head_shape(d, p):
 
 
 def head():
-    pos, faces = G.ellipsoid(H, HEAD_R, nu=56, nv=36, shape=_head_shape)
+    pos, faces = G.ellipsoid(H, HEAD_R, nu=44, nv=28, shape=_head_shape)
     return G.Part("head", "肌", pos, faces, bones=_const(len(pos), "頭"))
 
 
@@ -234,7 +234,7 @@ def _hair_hem(psi):
 
 
 def hair():
-    nu, nv = 96, 18
+    nu, nv = 64, 14
     psi = np.linspace(-np.pi, np.pi, nu, endpoint=False) + np.pi / nu
     cen = H + [0, 0.12, -0.08]
     A, B, C = HEAD_R * [1.09, 1.07, 1.12]
@@ -248,7 +248,7 @@ def hair():
     drop = np.clip(s - 1, 0, None)
     k = 1 + 0.05 * drop - 0.02 * drop ** 2
     # Soft strand ridges around the head, fading out towards the crown.
-    ridge = 1 + 0.014 * np.cos(psi * 24)[None, :] * np.sin(al) ** 2
+    ridge = 1 + 0.014 * np.cos(psi * 16)[None, :] * np.sin(al) ** 2
     r = np.sin(al) * k * ridge
     y = np.where(s <= 1, B * np.cos(al), -drop * B)
     pts = np.stack([A * r * np.sin(psi), y, C * r * np.cos(psi)], -1) + cen
