@@ -40,6 +40,17 @@ def opencv_pipeline() -> FacePipeline:
     return FacePipeline("opencv", tracking=False)
 
 
+def write_clip(path, frames, fps: float = 30.0):
+    """An MJPG .avi of ``frames`` (BGR images of one size), as a user's recording would be."""
+    frames = list(frames)
+    h, w = frames[0].shape[:2]
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    for f in frames:
+        out.write(f)
+    out.release()
+    return path
+
+
 def interrupt(proc: subprocess.Popen, timeout: float = 10.0) -> tuple[float, str]:
     """Ctrl-C a running CLI process as a terminal would: (seconds until it exited, its stderr)."""
     t0 = time.monotonic()

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from conftest import interrupt
+from conftest import interrupt, write_clip
 from openvtuber.bridge.records import RECORD_KEYS
 
 CLI = [sys.executable, "-m", "openvtuber.bridge.cli"]
@@ -62,11 +62,7 @@ def test_track_image_folder_jsonl(photo_folder, tmp_path):
 
 
 def test_track_video_frames_limit_and_stdout(tmp_path, astronaut):
-    path = tmp_path / "clip.avi"
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (512, 512))
-    for _ in range(40):
-        w.write(astronaut)
-    w.release()
+    path = write_clip(tmp_path / "clip.avi", [astronaut] * 40)
     proc = run_cli("track", str(path), "--jsonl", "-", "--frames", "25")
     assert proc.returncode == 0, proc.stderr
     recs = [json.loads(line) for line in proc.stdout.splitlines()]

@@ -13,17 +13,16 @@ import pytest
 from openvtuber.tracking.sources import SourceError, open_source
 from openvtuber.tracking.sources.camera import CameraSource
 from openvtuber.tracking.sources.images import ImageFolderSource
+from conftest import write_clip
 from openvtuber.tracking.sources.video import VideoSource
 
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory, astronaut) -> tuple:
     """A 20-frame MJPG clip at 25 fps whose frames get brighter (to tell them apart)."""
-    path = tmp_path_factory.mktemp("video") / "clip.avi"
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (256, 256))
-    for i in range(20):
-        w.write(cv2.add(cv2.resize(astronaut, (256, 256)), np.full((256, 256, 3), i * 5, np.uint8)))
-    w.release()
+    small = cv2.resize(astronaut, (256, 256))
+    path = write_clip(tmp_path_factory.mktemp("video") / "clip.avi",
+                      (cv2.add(small, np.full((256, 256, 3), i * 5, np.uint8)) for i in range(20)), 25)
     return path, 20, 25.0
 
 

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 import pytest
 import pyvirtualcam
+from conftest import write_clip
 
 from openvtuber.bridge.browser import find_browser
 from openvtuber.bridge.capture import FLAG_I420, HEADER, MAGIC, NO_POSE, FrameSink, check_size
@@ -545,11 +546,7 @@ def test_page_timing_reports_are_kept_only_when_well_formed():
 @needs_browser
 def test_video_end_stops_everything_cleanly(tmp_path, astronaut_vga):
     """A video source ends: the bridge closes camera, browser and server and exits 0."""
-    clip = tmp_path / "clip.avi"
-    out = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30, (640, 480))
-    for _ in range(45):
-        out.write(astronaut_vga)
-    out.release()
+    clip = write_clip(tmp_path / "clip.avi", [astronaut_vga] * 45)
     proc = subprocess.Popen([sys.executable, "-c", REGISTERED_RUN, "run", "--source", str(clip), "--no-vmc",
                              "--http-port", "0", "--vcam-backend", "null", "--browser", CHROMIUM],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
