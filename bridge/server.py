@@ -249,19 +249,20 @@ class PageServer:
 
     @property
     def capture_url(self) -> str:
-        port_host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") or self.loopback else self.host
-        port_host = f"[{port_host}]" if ":" in port_host else port_host
         query = f"capture={self.capture_key}" + (f"&token={self.token}" if self.token else "")
-        return f"http://{port_host}:{self.port}/?{query}"
+        return f"http://{self._address()}/?{query}"
 
     # ---- lifecycle -------------------------------------------------------------------
 
     @property
     def url(self) -> str:
-        """The page's address as a user opens it (a wildcard bind shows the loopback address)."""
+        """The page's address as a user opens it."""
+        return f"http://{self._address()}/" + (f"?token={self.token}" if self.token else "")
+
+    def _address(self) -> str:
+        """``host:port`` for a browser on this machine (a wildcard bind shows the loopback address)."""
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
-        host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.port}/" + (f"?token={self.token}" if self.token else "")
+        return (f"[{host}]" if ":" in host else host) + f":{self.port}"
 
     def start(self) -> "PageServer":
         ready = threading.Event()
