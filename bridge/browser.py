@@ -179,9 +179,14 @@ class HeadlessBrowser:
         with self._lock:
             if self._stop.is_set():
                 return
-            if self._profile is not None:       # a fresh throw-away profile each start: no stale locks
-                self._profile.cleanup()
-            self._profile = tempfile.TemporaryDirectory(prefix="openvtuber-browser-", ignore_cleanup_errors=True)
+            if self._profile is None:           # a throw-away profile, kept across restarts: its GPU
+                self._profile = tempfile.TemporaryDirectory(   # shader cache makes a restart draw sooner
+                    prefix="openvtuber-browser-", ignore_cleanup_errors=True)
+            for lock in ("SingletonLock", "SingletonSocket", "SingletonCookie"):   # left by a killed browser
+                try:
+                    os.unlink(os.path.join(self._profile.name, lock))
+                except OSError:
+                    pass
             kw: dict = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
             if sys.platform == "win32":
                 kw["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
@@ -213,12 +218,12 @@ class HeadlessBrowser:
         return None
 
     def _watch(self) -> None:
-        backoff = 0.25
+        backoff = 0.0                              # the first restart at once, later ones slower
         while not self._stop.wait(0.2):
             why = self._healthy()
             if why is None:
                 if time.monotonic() - self._started_at > 30:
-                    backoff = 0.25             # it ran well for a while: forget earlier trouble
+                    backoff = 0.0              # it ran well for a while: forget earlier trouble
                 continue
             self.on_message(f"virtual camera: {why}; restarting it")
             with self._lock:
@@ -226,7 +231,7 @@ class HeadlessBrowser:
                     _terminate_group(self.proc, grace=0.3)
             if self._stop.wait(backoff):
                 return
-            backoff = min(backoff * 2, 4.0)
+            backoff = min(max(backoff * 2, 0.5), 4.0)
             try:
                 self._launch()
                 self.restarts += 1
