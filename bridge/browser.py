@@ -137,13 +137,12 @@ class HeadlessBrowser:
     started again after a short back-off. ``pid`` is the current browser's process id.
     """
 
-    def __init__(self, executable: str, url: str, size: tuple[int, int], *, software_gl: bool = False,
+    def __init__(self, executable: str, url: str, size: tuple[int, int], *,
                  last_frame: Callable[[], float] | None = None, on_message: Callable[[str], None] = print,
                  stall_s: float = 5.0, first_frame_s: float = 30.0, nice: int = 0):
         self.executable = executable
         self.url = url
         self.size = size
-        self.software_gl = software_gl
         self.last_frame = last_frame or (lambda: 0.0)
         self.on_message = on_message
         self.stall_s = stall_s
@@ -166,8 +165,6 @@ class HeadlessBrowser:
         w, h = self.size
         args = [self.executable, *BROWSER_ARGS, *CAPTURE_ARGS, f"--window-size={w},{h}",
                 f"--user-data-dir={self._profile.name if self._profile else ''}"]
-        if self.software_gl:
-            args += SWIFTSHADER_ARGS
         return args + [self.url]
 
     def start(self) -> "HeadlessBrowser":

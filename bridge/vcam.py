@@ -44,7 +44,6 @@ class Published:
     t: float                     # time.monotonic() when sent
     seq: int
     pose_frame: int | None
-    received: float              # when the page's frame arrived (0 for the background)
 
 
 def solid_i420(width: int, height: int, rgb: tuple[int, int, int]) -> np.ndarray:
@@ -153,8 +152,7 @@ class VirtualCamera:
                 self.fresh += 1
             last_seq = seq
             now = time.monotonic()
-            self.history.append(Published(self.sent, now, seq, captured.pose_frame if captured else None,
-                                          captured.received if captured else 0.0))
+            self.history.append(Published(self.sent, now, seq, captured.pose_frame if captured else None))
             t0, n0, f0 = self._rate
             if now - t0 >= 1.0:
                 self.rate, self.fresh_rate = (self.sent - n0) / (now - t0), (self.fresh - f0) / (now - t0)
