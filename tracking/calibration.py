@@ -46,9 +46,10 @@ class Calibration:
     eye_open_left: float = 0.0
     gaze_right: tuple[float, float] = (0.0, 0.0)     # iris offset in the eye when looking at the camera
     gaze_left: tuple[float, float] = (0.0, 0.0)
-    head_gain: tuple[float, float] = (1.0, 1.0)       # yaw, pitch
+    head_depth_gain: float = 1.0                      # the network's depth under-read (solvers/head.py)
     gaze_gain: tuple[float, float] = (0.4, 0.4)       # iris offset (eye widths) of a 90° turn
     gaze_parallax: tuple[float, float] = (0.0, 0.0)   # iris offset per unit sine of head yaw, pitch
+    gaze_yaw_rise: float = 0.0                        # vertical iris offset per unit sine² of head yaw
     eye_closed_fraction: float = 0.4
     mouth_gap: float = 0.0
     mouth_width: float = 0.0
@@ -67,8 +68,8 @@ class Calibration:
         return cls(eye_open_right=ratio, eye_open_left=ratio,
                    gaze_right=tuple(float(v) for v in r["gaze_offset_right"]),
                    gaze_left=tuple(float(v) for v in r["gaze_offset_left"]),
-                   head_gain=tuple(resp["head_gain"]), gaze_gain=tuple(resp["gaze_gain"]),
-                   gaze_parallax=tuple(resp["gaze_parallax"]),
+                   head_depth_gain=float(resp["head_depth_gain"]), gaze_gain=tuple(resp["gaze_gain"]),
+                   gaze_parallax=tuple(resp["gaze_parallax"]), gaze_yaw_rise=float(resp.get("gaze_yaw_rise", 0.0)),
                    eye_closed_fraction=float(resp["eye_closed_fraction"]),
                    mouth_gap=float(r["mouth_gap"]), mouth_width=float(r["mouth_width"]),
                    mouth_lift=float(r["mouth_lift"]), brow_right=float(r["brow_right"]),
@@ -95,7 +96,7 @@ class Calibration:
                         and all(isinstance(x, (int, float)) and math.isfinite(x) for x in v)):
                     raise ValueError(f"calibration key {key!r} must be a list of {len(default)} numbers")
                 v = tuple(float(x) for x in v)
-                if key in ("gaze_gain", "head_gain") and min(v) <= 0:
+                if key == "gaze_gain" and min(v) <= 0:
                     raise ValueError(f"calibration key {key!r} must be positive numbers")
             elif isinstance(default, bool):
                 v = bool(v)
@@ -103,6 +104,8 @@ class Calibration:
                 if not isinstance(v, (int, float)) or not math.isfinite(v):
                     raise ValueError(f"calibration key {key!r} must be a finite number")
                 v = type(default)(v)
+                if key == "head_depth_gain" and not 0.5 <= v <= 4.0:
+                    raise ValueError("calibration key 'head_depth_gain' must be between 0.5 and 4")
             out[key] = v
         q = np.array(out["neutral_rotation"])
         if not 0.9 < np.linalg.norm(q) < 1.1:

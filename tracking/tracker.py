@@ -119,7 +119,8 @@ class FaceTracker:
             eye_open_right=med(lambda s: s.right.ratio), eye_open_left=med(lambda s: s.left.ratio),
             gaze_right=(med(lambda s: s.right.offset[0]), med(lambda s: s.right.offset[1])),
             gaze_left=(med(lambda s: s.left.offset[0]), med(lambda s: s.left.offset[1])),
-            head_gain=old.head_gain, gaze_gain=old.gaze_gain, gaze_parallax=old.gaze_parallax,
+            head_depth_gain=old.head_depth_gain, gaze_gain=old.gaze_gain, gaze_parallax=old.gaze_parallax,
+            gaze_yaw_rise=old.gaze_yaw_rise,
             eye_closed_fraction=old.eye_closed_fraction,
             mouth_gap=med(lambda s: s.mouth.gap), mouth_width=med(lambda s: s.mouth.width),
             mouth_lift=med(lambda s: s.mouth.corner_lift),
@@ -142,7 +143,7 @@ class FaceTracker:
         cam = self.camera_for(*obs.image_size)
         return measure_face(obs.landmarks, (obs.right_eye.contour, obs.right_eye.iris),
                             (obs.left_eye.contour, obs.left_eye.iris), cam,
-                            self.options.head_method, self._last_pose)
+                            self.options.head_method, self._last_pose, self.calibration.head_depth_gain)
 
     def values(self, raw: RawFace, stateful: bool = True) -> np.ndarray:
         """Calibrated channel vector of one raw measurement (before filtering)."""
@@ -151,7 +152,7 @@ class FaceTracker:
         # the turn from neutral in the neutral head's own axes: a camera beside or above the
         # screen is a fixed left factor of every pose, which this removes exactly
         yaw, pitch, roll = ypr_from_matrix(self._neutral_inverse() @ raw.pose.rotation)
-        v[0:3] = yaw * cal.head_gain[0], pitch * cal.head_gain[1], roll
+        v[0:3] = yaw, pitch, roll
         v[3:6] = raw.pose.translation
         open_r = openness(raw.right.ratio, cal.eye_closed("right"), cal.eye_open_right)
         open_l = openness(raw.left.ratio, cal.eye_closed("left"), cal.eye_open_left)
@@ -186,6 +187,9 @@ class FaceTracker:
         # the cornea's parallax: a turned head shifts the iris in the eye's image by itself
         dx -= cal.gaze_parallax[0] * math.sin(math.radians(head_yaw))
         dy -= cal.gaze_parallax[1] * math.sin(math.radians(head_pitch))
+        # a turned head tilts the eye's corner line in the image (the corners sit at different
+        # depths), which reads as the iris rising whichever way the head turns
+        dy -= cal.gaze_yaw_rise * math.sin(math.radians(head_yaw)) ** 2
         gaze = gaze_angles((dx, dy), cal.gaze_gain)
         if stateful:
             self._held_gaze = gaze

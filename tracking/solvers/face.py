@@ -9,7 +9,8 @@ from .eyes import EyeMeasure, measure_eye
 from .head import Camera, FaceFit, HeadPose, fit_face, solve_pnp, solve_rigid
 from .mouth import BrowMeasure, MouthMeasure, measure_brows, measure_mouth
 
-# A rigid-fit residual above this (metres) means the crop did not hold a face-shaped face.
+# A rigid-fit residual above this (metres, per unit of depth gain: the stretched depth fits the
+# model's less closely by design) means the crop did not hold a face-shaped face.
 MAX_FIT_RMSE = 0.012
 
 
@@ -25,11 +26,11 @@ class RawFace:
 
 def measure_face(landmarks: np.ndarray, right_eye: tuple[np.ndarray, np.ndarray],
                  left_eye: tuple[np.ndarray, np.ndarray], camera: Camera, method: str = "rigid",
-                 previous: HeadPose | None = None) -> RawFace | None:
+                 previous: HeadPose | None = None, depth_gain: float = 1.0) -> RawFace | None:
     """``*_eye`` = (contour (71, 3), iris (5, 3)) in pixels. None when the landmarks are
-    degenerate (NaN, collapsed, or not face-shaped)."""
-    fit = fit_face(landmarks)
-    if fit is None or fit.rmse > MAX_FIT_RMSE:
+    degenerate (NaN, collapsed, or not face-shaped). ``depth_gain``: see ``head``."""
+    fit = fit_face(landmarks, depth_gain)
+    if fit is None or fit.rmse > MAX_FIT_RMSE * max(1.0, depth_gain):
         return None
     if method == "pnp":
         pose = solve_pnp(landmarks, camera, previous)
