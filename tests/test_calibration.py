@@ -40,6 +40,7 @@ def test_save_and_load_round_trip(tmp_path):
     ('{"eye_open_right": "wide"}', "eye_open_right"),
     ('{"neutral_rotation": [0, 0, 0, 7]}', "unit quaternion"),
     ('{"gaze_gain": [1, NaN]}', "gaze_gain"),
+    ('{"head_depth_gain": 40}', "head_depth_gain"),
 ])
 def test_damaged_file_is_a_one_line_error_naming_the_file(tmp_path, content, needle):
     (tmp_path / "calibration.json").write_text(content)

@@ -58,6 +58,19 @@ def test_rigid_fit_recovers_pose_and_signs(ypr):
     assert pose.translation[2] == pytest.approx(cam.fx / 1500.0)
 
 
+def test_depth_gain_turns_a_turn_that_reads_short_into_the_full_turn():
+    # a face whose depth reads flattened (as the network reports turns) under-reads the turn;
+    # stretching the depth back before the fit recovers it, and a frontal face stays frontal
+    cam = Camera.from_frame(640, 480)
+    flat = _project((30, 0, 0)) * [1.0, 1.0, 0.5]
+    short = solve_rigid(fit_face(flat), cam).yaw
+    full = solve_rigid(fit_face(flat, depth_gain=2.0), cam).yaw
+    assert short < 25.0 and abs(full - 30.0) < abs(short - 30.0)
+    front = fit_face(_project((0, 0, 0)), depth_gain=2.0)
+    assert np.allclose(solve_rigid(front, cam).rotation, np.eye(3), atol=1e-6)
+    assert front.scale == pytest.approx(1500.0) and front.rmse < 1e-6   # from the image plane
+
+
 def test_off_axis_face_is_corrected_for_the_viewing_direction():
     cam = Camera.from_frame(640, 480)
     # Right of the optical axis, a face that looks frontal in its crop faces along its ray,
@@ -67,6 +80,20 @@ def test_off_axis_face_is_corrected_for_the_viewing_direction():
     assert pose.yaw == pytest.approx(-ray_yaw, abs=0.5)
     assert abs(pose.pitch) < 0.5 and abs(pose.roll) < 0.5
     assert pose.translation[0] > 0
+
+
+@pytest.mark.parametrize("ray", [(0.0, 0.0), (0.3, 0.0), (-0.2, 0.25), (0.6, -0.4)])
+def test_view_rotation_turns_the_optical_axis_onto_the_ray(ray):
+    from openvtuber.tracking.solvers.head import _view_rotation
+
+    r = _view_rotation(*ray)
+    target = np.array([ray[0], ray[1], 1.0])
+    assert np.allclose(r @ [0.0, 0.0, 1.0], target / np.linalg.norm(target))
+    assert np.allclose(r @ r.T, np.eye(3)) and np.isclose(np.linalg.det(r), 1.0)
+    # the smallest such rotation: nothing turns about the ray itself
+    axis = np.cross([0.0, 0.0, 1.0], target)
+    if np.linalg.norm(axis) > 0:
+        assert np.allclose(r @ axis, axis)
 
 
 def test_pnp_agrees_on_a_projected_face():

@@ -37,27 +37,27 @@ class EyeMeasure:
 
 def eye_ratio(contour_model: np.ndarray) -> float:
     """Lid gap over eye width on a de-rotated (head-frame) contour."""
-    dx = contour_model[OUTER, 0] - contour_model[INNER, 0]
-    dy = contour_model[OUTER, 1] - contour_model[INNER, 1]
-    width = math.hypot(dx, dy)
+    c = contour_model[:, :2].tolist()         # plain floats: a handful of points, no array calls
+    width = math.hypot(c[OUTER][0] - c[INNER][0], c[OUTER][1] - c[INNER][1])
     if width <= 1e-9:
         return 0.0
-    gap = float((contour_model[UPPER, 1] - contour_model[LOWER, 1]).sum()) / len(UPPER)
+    gap = sum(c[u][1] - c[lo][1] for u, lo in zip(UPPER, LOWER)) / len(UPPER)
     return max(0.0, gap / width)
 
 
 def iris_offset(contour_px: np.ndarray, iris_px: np.ndarray, right_eye: bool) -> tuple[float, float]:
     """Iris centre relative to the eye-corner midpoint, in eye widths: (toward the person's
     own left, up), in the eye's own rotated image frame."""
-    outer, inner = contour_px[OUTER, :2], contour_px[INNER, :2]
-    u = (inner - outer) if right_eye else (outer - inner)      # points to the person's left
-    width = math.hypot(float(u[0]), float(u[1]))
+    (ox, oy), (ix, iy) = contour_px[OUTER, :2].tolist(), contour_px[INNER, :2].tolist()
+    ux, uy = (ix - ox, iy - oy) if right_eye else (ox - ix, oy - iy)     # toward the person's left
+    width = math.hypot(ux, uy)
     if width <= 1e-9:
         return 0.0, 0.0
-    u = u / width
-    d = iris_px[:2] - (outer + inner) * 0.5
+    ux, uy = ux / width, uy / width
+    px, py = iris_px[:2].tolist()
+    dx, dy = px - (ox + ix) * 0.5, py - (oy + iy) * 0.5
     # "up" is u turned a quarter toward −y (image y points down)
-    return float(d @ u) / width, float(d[0] * u[1] - d[1] * u[0]) / width
+    return (dx * ux + dy * uy) / width, (dx * uy - dy * ux) / width
 
 
 def measure_eye(contour_model: np.ndarray, contour_px: np.ndarray, iris_px: np.ndarray,

@@ -1,17 +1,19 @@
 """All raw measurements of one face: the rigid fit, head pose, both eyes, mouth, brows."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from .eyes import EyeMeasure, measure_eye
 from .head import Camera, FaceFit, HeadPose, fit_face, solve_pnp, solve_rigid
-from .mouth import BrowMeasure, MouthMeasure, measure_brows, measure_mouth
+from .mouth import FACE_POINTS_READ, BrowMeasure, MouthMeasure, measure_brows, measure_mouth
 
 # A rigid-fit residual above this (metres, per unit of depth gain: the stretched depth fits the
 # model's less closely by design) means the crop did not hold a face-shaped face.
 MAX_FIT_RMSE = 0.012
+FACE_READ = np.array(FACE_POINTS_READ, dtype=np.int64)
 
 
 @dataclass
@@ -38,12 +40,16 @@ def measure_face(landmarks: np.ndarray, right_eye: tuple[np.ndarray, np.ndarray]
             return None
     else:
         pose = solve_rigid(fit, camera)
-    # one transform for everything the other solvers read: the face and both lid contours
-    stack = np.concatenate([landmarks, right_eye[0][:16], left_eye[0][:16]])
-    if not (np.isfinite(stack).all() and np.isfinite(right_eye[1][0]).all() and np.isfinite(left_eye[1][0]).all()):
+    # one transform for what the other solvers read (the mouth, brow and eye points and both
+    # lid contours), into a face-sized array: the rest of the face is not needed per frame
+    stack = np.concatenate([landmarks.take(FACE_READ, axis=0), right_eye[0][:16], left_eye[0][:16],
+                            right_eye[1][:1], left_eye[1][:1]])
+    if not math.isfinite(float(stack.sum())):        # NaN or inf anywhere (one call, not three)
         return None
-    m = fit.to_model(stack)
-    n = len(landmarks)
-    right = measure_eye(m[n:n + 16], right_eye[0], right_eye[1][0], right_eye=True)
-    left = measure_eye(m[n + 16:n + 32], left_eye[0], left_eye[1][0], right_eye=False)
+    read = fit.to_model(stack)
+    n = len(FACE_READ)
+    m = np.zeros((len(landmarks), 3))
+    m[FACE_READ] = read[:n]
+    right = measure_eye(read[n:n + 16], right_eye[0], right_eye[1][0], right_eye=True)
+    left = measure_eye(read[n + 16:n + 32], left_eye[0], left_eye[1][0], right_eye=False)
     return RawFace(fit, pose, right, left, measure_mouth(m), measure_brows(m))

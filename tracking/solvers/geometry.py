@@ -36,9 +36,10 @@ def matrix_from_ypr(yaw: float, pitch: float, roll: float) -> np.ndarray:
 
 def ypr_from_matrix(r: np.ndarray) -> tuple[float, float, float]:
     """Inverse of ``matrix_from_ypr``: (yaw, pitch, roll) in degrees."""
-    b = math.asin(max(-1.0, min(1.0, -r[1, 2])))
-    a = math.atan2(r[0, 2], r[2, 2])
-    c = math.atan2(r[1, 0], r[1, 1])
+    (_, _, r02), (r10, r11, r12), (_, _, r22) = r.tolist()
+    b = math.asin(max(-1.0, min(1.0, -r12)))
+    a = math.atan2(r02, r22)
+    c = math.atan2(r10, r11)
     return math.degrees(a), -math.degrees(b), -math.degrees(c)
 
 
@@ -58,7 +59,7 @@ def quat_from_matrix(r: np.ndarray) -> tuple[float, float, float, float]:
         s = math.sqrt(1.0 + r[2, 2] - r[0, 0] - r[1, 1]) * 2
         w, x, y, z = (r[1, 0] - r[0, 1]) / s, (r[0, 2] + r[2, 0]) / s, (r[1, 2] + r[2, 1]) / s, 0.25 * s
     q = np.array([x, y, z, w])
-    q /= np.linalg.norm(q)
+    q /= math.sqrt(float(q @ q))
     if q[3] < 0:
         q = -q
     return tuple(float(v) for v in q)
@@ -88,18 +89,6 @@ def kabsch(model: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, float, 
     var_m = float(np.einsum("ij,ij->", a, a))
     s = float(sig[0] + sig[1] + d * sig[2]) / var_m if var_m > 0 else 1.0
     return r, s, mu_o - s * (r @ mu_m)
-
-
-def rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The smallest rotation taking unit vector ``a`` to unit vector ``b``."""
-    a = a / math.sqrt(float(a @ a))
-    b = b / math.sqrt(float(b @ b))
-    v0, v1, v2 = a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]
-    c = float(a @ b)
-    if c < -0.999999:
-        return rot_x(math.pi)
-    vx = np.array([[0.0, -v2, v1], [v2, 0.0, -v0], [-v1, v0, 0.0]])
-    return np.eye(3) + vx + vx @ vx / (1.0 + c)
 
 
 def quat_from_ypr(yaw: float, pitch: float, roll: float) -> tuple[float, float, float, float]:

@@ -19,6 +19,9 @@ BROW_RIGHT = [70, 63, 105, 66, 107, 46, 53, 52, 65, 55]
 BROW_LEFT = [300, 293, 334, 296, 336, 276, 283, 282, 295, 285]
 EYE_RIGHT = [33, 133, 159, 145]
 EYE_LEFT = [263, 362, 386, 374]
+# every face point the mouth and brow measures read (the rest need not be de-rotated)
+FACE_POINTS_READ = sorted({UPPER_INNER, LOWER_INNER, CORNER_RIGHT, CORNER_LEFT, UPPER_OUTER, LOWER_OUTER,
+                           *BROW_RIGHT, *BROW_LEFT, *EYE_RIGHT, *EYE_LEFT})
 
 MOUTH_FULL_OPEN = 0.030     # inner-lip gap (m) that counts as fully open
 SMILE_RAISE = 0.006         # corner lift (m) of a full smile
