@@ -84,12 +84,15 @@ class FaceFit:
     scale: float
     centre: np.ndarray
     rmse: float
-    depth_gain: float = 1.0
 
     def to_model(self, points: np.ndarray) -> np.ndarray:
         """Observed (N, 3) image-pixel landmarks → person-frame metres with the head's rotation
-        removed, so the eye, mouth and brow solvers measure a frontal face at any pose."""
-        p = np.asarray(points, dtype=np.float64) * (1.0, 1.0, self.depth_gain)
+        removed, so the eye, mouth and brow solvers measure a frontal face at any pose.
+
+        The points keep the network's own depth: the depth gain corrects how far the head
+        turns, but stretched lids and lips read as closing and smiling when the head turns
+        (the demo's eyes read half shut at 25° of yaw)."""
+        p = np.asarray(points, dtype=np.float64)
         return (p - self.centre) @ (self.rotation * (FLIP_DIAG / self.scale))
 
 
@@ -166,7 +169,7 @@ def fit_face(points: np.ndarray, depth_gain: float = 1.0) -> FaceFit | None:
         return None
     bb = sxy - n * (mu_o[0] ** 2 + mu_o[1] ** 2)
     rmse = math.sqrt(max(0.0, bb - s * bm) / n) / s
-    return FaceFit(r, s, np.array(mu_o) - s * (r @ mu_m), rmse, depth_gain)
+    return FaceFit(r, s, np.array(mu_o) - s * (r @ mu_m), rmse)
 
 
 def solve_rigid(fit: FaceFit, camera: Camera) -> HeadPose:
