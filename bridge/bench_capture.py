@@ -8,7 +8,10 @@ the page in headless Chromium → I420 frames → ``pyvirtualcam.Camera``) and w
 * frame → VMC latency: from the moment the source handed the frame over to the moment
   the VMC bundle carrying its time arrives at a UDP socket here (p50/p99);
 * CPU (% of one core) of the bridge and of each browser process, from /proc;
-* resident memory of the bridge and the browser at start and at the end of ``soak``.
+* resident memory of the bridge and the browser at start and at the end of ``soak`` (the
+  median of the first and of the last minute's readings): RSS as asked, and the private
+  memory (USS) of the browser, which is where a leak of its own shows (its processes share
+  many pages).
 
 Without a virtual camera device (this box) the frames go to a stand-in backend that
 copies each one into memory, as a v4l2loopback write does: the rest is the real path.
@@ -159,14 +162,23 @@ def _proc_stat(pid: int) -> tuple[float, int] | None:
     return (int(fields[11]) + int(fields[12])) / tick, int(fields[2])
 
 
-def _rss_mb(pid: int) -> float:
+def _memory_mb(pid: int) -> tuple[float, float]:
+    """(RSS, private) in MB. Summed over Chromium's processes RSS counts every shared page once
+    per process (libraries, the zygote's pages, shared memory between renderer and GPU
+    process), and a process that starts late adds its whole RSS though it shares most of it;
+    their private pages (USS) are what the browser holds alone, where a leak of its own shows.
+    For the bridge, one process, RSS is the measure: its private share moves whenever another
+    process mapping the same libraries starts or ends."""
+    rss = private = 0.0
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Rss:"):
+                rss = int(line.split()[1]) / 1024
+            elif line.startswith(("Private_Clean:", "Private_Dirty:")):
+                private += int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
         pass
-    return 0.0
+    return rss, private
 
 
 def _browser_processes(pgid: int | None) -> dict[int, str]:
@@ -194,6 +206,8 @@ class Snapshot:
     t: float
     cpu: dict[str, float] = field(default_factory=dict)       # process label → CPU seconds
     rss: dict[str, float] = field(default_factory=dict)       # "bridge" / "browser" → MB
+    uss: dict[str, float] = field(default_factory=dict)
+    kinds: list[str] = field(default_factory=list)            # the browser's processes
 
 
 def snapshot(pgid: int | None) -> Snapshot:
@@ -201,14 +215,30 @@ def snapshot(pgid: int | None) -> Snapshot:
     me = _proc_stat(os.getpid())
     if me is not None:
         snap.cpu["bridge"] = me[0]
-    snap.rss["bridge"] = _rss_mb(os.getpid())
-    snap.rss["browser"] = 0.0
+    snap.rss["bridge"], snap.uss["bridge"] = _memory_mb(os.getpid())
+    snap.rss["browser"] = snap.uss["browser"] = 0.0
     for pid, kind in _browser_processes(pgid).items():
         st = _proc_stat(pid)
         if st is not None:
             snap.cpu[f"browser {kind}"] = snap.cpu.get(f"browser {kind}", 0.0) + st[0]
-        snap.rss["browser"] += _rss_mb(pid)
+        rss, uss = _memory_mb(pid)
+        snap.rss["browser"] += rss
+        snap.uss["browser"] += uss
+        snap.kinds.append(kind)
     return snap
+
+
+# Memory is read every MEMORY_EVERY seconds; "at start" and "at the end" are the medians of the
+# readings in the first and in the last MEMORY_WINDOW seconds. A single reading lands anywhere
+# on the browser's garbage-collection sawtooth (±10 MB in the renderer here) and on the
+# bridge's frame buffers (±5 MB): growth is the trend between the two minutes, not that noise.
+MEMORY_EVERY = 10.0
+MEMORY_WINDOW = 60.0
+
+
+def _memory_median(snaps: list[Snapshot]) -> dict[str, dict[str, float]]:
+    return {key: {k: round(float(np.median([getattr(s, key)[k] for s in snaps])), 1)
+                  for k in getattr(snaps[0], key)} for key in ("rss", "uss")}
 
 
 def cpu_percent(a: Snapshot, b: Snapshot) -> dict[str, float]:
@@ -256,15 +286,24 @@ def bench_capture(opts: CaptureBenchOptions, say=print) -> dict:
             raise RuntimeError("the page delivered no frames in 90 s: " + "; ".join(messages))
         result["first_frame_s"] = round(time.monotonic() - t_start, 1)
         time.sleep(3.0)                              # shaders compiled, caches warm
-        pgid = bridge.capture.browser.pid
-        a = snapshot(pgid)
+        a = snapshot(bridge.capture.browser.pid)
+        memory = [a]
+
+        def wait(seconds: float) -> Snapshot:
+            """Sleep, reading the processes' memory every MEMORY_EVERY seconds; the last reading."""
+            until = time.monotonic() + seconds
+            while (left := until - time.monotonic()) > 0:
+                time.sleep(min(MEMORY_EVERY, left))
+                memory.append(snapshot(bridge.capture.browser.pid))
+            return memory[-1]
+
         sent0, fresh0, frames0 = cam.sent, cam.fresh, bridge.summary.frames
         say(f"measuring {opts.seconds:.0f} s of capture + publish at {result['size']} with live tracking …")
-        time.sleep(opts.seconds)
-        b = snapshot(bridge.capture.browser.pid)
+        b = wait(opts.seconds)
         dt = b.t - a.t
         samples = vmc.latencies(a.t, b.t - 0.2)
         lat = np.array(samples) if samples else np.array([np.nan])
+        first = _memory_median([m for m in memory if m.t - a.t <= MEMORY_WINDOW])
         result.update({
             "seconds": round(dt, 1),
             "camera_fps": round((cam.sent - sent0) / dt, 1),
@@ -275,20 +314,22 @@ def bench_capture(opts: CaptureBenchOptions, say=print) -> dict:
                                "p99": round(float(np.percentile(lat, 99)), 2), "n": len(samples)},
             "cpu_percent": cpu_percent(a, b),
             "page": dict(sink.page_stats),
-            "rss_mb_start": {k: round(v, 1) for k, v in a.rss.items()},
+            "rss_mb_start": first["rss"], "uss_mb_start": first["uss"],
             "browser_restarts": bridge.capture.browser.restarts,
         })
         say(format_result(result))
-        while time.monotonic() - a.t < opts.soak:
-            left = opts.soak - (time.monotonic() - a.t)
-            time.sleep(min(60.0, max(left, 0.0)))
-            s = snapshot(bridge.capture.browser.pid)
-            say(f"  after {s.t - a.t:4.0f} s: RSS bridge {s.rss['bridge']:.1f} MB, browser {s.rss['browser']:.1f} MB, "
+        while (left := opts.soak - (time.monotonic() - a.t)) > 0:
+            s = wait(min(60.0, left))
+            say(f"  after {s.t - a.t:4.0f} s: RSS bridge {s.rss['bridge']:.1f} MB, browser {s.rss['browser']:.1f} MB "
+                f"(USS {s.uss['browser']:.1f} MB, {len(s.kinds)} processes), "
                 f"camera {cam.rate:.1f} fps ({cam.fresh_rate:.1f} new)")
-        end = snapshot(bridge.capture.browser.pid)
+        end = memory[-1]
+        last = _memory_median([m for m in memory if end.t - m.t <= MEMORY_WINDOW])
         result["soak_s"] = round(end.t - a.t)
-        result["rss_mb_end"] = {k: round(v, 1) for k, v in end.rss.items()}
-        result["rss_growth_mb"] = {k: round(end.rss[k] - a.rss.get(k, 0.0), 1) for k in end.rss}
+        result["rss_mb_end"], result["uss_mb_end"] = last["rss"], last["uss"]
+        for key in ("rss", "uss"):
+            result[f"{key}_growth_mb"] = {k: round(last[key][k] - first[key].get(k, 0.0), 1) for k in last[key]}
+        result["browser_processes"] = {"start": sorted(a.kinds), "end": sorted(end.kinds)}
         result["browser_restarts"] = bridge.capture.browser.restarts
     finally:
         bridge.stop_event.set()
@@ -314,12 +355,20 @@ def format_result(r: dict) -> str:
         lines.append(f"  page            draws {page.get('fps', 0):.1f} fps; draw call {page.get('drawMs', 0):.1f} ms, "
                      f"submit → frame read back (GPU draw, I420 pack) {page.get('packMs', 0):.1f} ms; "
                      f"outline {'on' if page.get('outline') else 'off'}; {page.get('gl', '?')[:60]}")
-    rs = r.get("rss_mb_start", {})
-    lines.append(f"  RSS at start    bridge {rs.get('bridge', 0):.1f} MB, browser {rs.get('browser', 0):.1f} MB")
+    rs, ps = r.get("rss_mb_start", {}), r.get("uss_mb_start", {})
+    lines.append(f"  RSS, 1st minute bridge {rs.get('bridge', 0):.1f} MB, browser {rs.get('browser', 0):.1f} MB "
+                 f"(its private pages: {ps.get('browser', 0):.1f} MB)")
     if "rss_mb_end" in r:
-        re_, g = r["rss_mb_end"], r["rss_growth_mb"]
-        lines.append(f"  RSS after {r['soak_s']} s  bridge {re_['bridge']:.1f} MB ({g['bridge']:+.1f}), "
-                     f"browser {re_['browser']:.1f} MB ({g['browser']:+.1f}); goal growth <= 10 MB")
+        re_, g, pe, pg = r["rss_mb_end"], r["rss_growth_mb"], r["uss_mb_end"], r["uss_growth_mb"]
+        lines.append(f"  RSS, last min.  bridge {re_['bridge']:.1f} MB ({g['bridge']:+.1f}), "
+                     f"browser {re_['browser']:.1f} MB ({g['browser']:+.1f}) after {r['soak_s']} s; goal growth <= 10 MB")
+        lines.append(f"  browser private pages, last min. {pe['browser']:.1f} MB ({pg['browser']:+.1f})")
+        procs = r.get("browser_processes", {})
+        came = sorted(set(procs.get("end", [])) - set(procs.get("start", [])))
+        went = sorted(set(procs.get("start", [])) - set(procs.get("end", [])))
+        if came or went:
+            lines.append(f"  browser processes started during the soak: {', '.join(came) or 'none'}; "
+                         f"ended: {', '.join(went) or 'none'}")
     return "\n".join(lines)
 
 

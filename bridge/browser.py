@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,7 +28,10 @@ SWIFTSHADER_ARGS = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
 CAPTURE_ARGS = ["--headless=new", "--mute-audio", "--hide-scrollbars", "--no-default-browser-check",
                 "--disable-extensions", "--disable-default-apps", "--disable-translate",
                 "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
-                "--disable-backgrounding-occluded-windows", "--disable-features=Translate,MediaRouter",
+                "--disable-backgrounding-occluded-windows",
+                # the last two keep Chromium from starting its on-device AI model service ~3 min in
+                # (a process we never use: +46 MB of RSS in the memory soak)
+                "--disable-features=Translate,MediaRouter,OptimizationGuideOnDeviceModel,LogOnDeviceMetricsOnStartup",
                 "--enable-unsafe-swiftshader", "--log-level=3"]
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "microsoft-edge",
@@ -72,6 +76,38 @@ def browser_install_hint() -> str:
     return "install Chromium (`sudo apt install chromium` or your distribution's package) or pass --browser PATH"
 
 
+
+
+def profile_dir() -> Path:
+    """Where the capture browser keeps its profile between runs (``OPENVTUBER_CACHE_DIR``
+    overrides). Kept, not thrown away: Chromium measures the machine once per profile, in a
+    service it starts ~3 minutes in (+46 MB for as long as it runs), and its GPU shader
+    cache makes the first frame come sooner."""
+    env = os.environ.get("OPENVTUBER_CACHE_DIR")
+    if env:
+        return Path(env) / "browser-profile"
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("openvtuber", appauthor=False)) / "browser-profile"
+
+
+def _profile_in_use(path: Path) -> bool:
+    """True when a live browser on this machine holds ``path`` (its SingletonLock names the
+    host and process: "host-pid"); a lock left by a killed browser does not count."""
+    try:
+        host, _, pid = os.readlink(path / "SingletonLock").rpartition("-")
+        os.kill(int(pid), 0)
+    except (OSError, ValueError):
+        return False
+    return host == socket.gethostname()
+
+
+def _clear_locks(path: Path) -> None:
+    for lock in ("SingletonLock", "SingletonSocket", "SingletonCookie"):   # left by a killed browser
+        try:
+            os.unlink(path / lock)
+        except OSError:
+            pass
 
 
 class BrowserError(RuntimeError):
@@ -139,7 +175,8 @@ class HeadlessBrowser:
 
     def __init__(self, executable: str, url: str, size: tuple[int, int], *,
                  last_frame: Callable[[], float] | None = None, on_message: Callable[[str], None] = print,
-                 stall_s: float = 5.0, first_frame_s: float = 30.0, nice: int = 0):
+                 stall_s: float = 5.0, first_frame_s: float = 30.0, nice: int = 0,
+                 profile: Path | None = None):
         self.executable = executable
         self.url = url
         self.size = size
@@ -151,7 +188,9 @@ class HeadlessBrowser:
         self.starts = 0
         self.restarts = 0
         self.proc: subprocess.Popen | None = None
-        self._profile: tempfile.TemporaryDirectory | None = None
+        self.profile = profile                      # kept across runs; None: a throw-away one
+        self._profile_path: Path | None = None
+        self._temp_profile: tempfile.TemporaryDirectory | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._started_at = 0.0
@@ -164,7 +203,7 @@ class HeadlessBrowser:
     def command(self) -> list[str]:
         w, h = self.size
         args = [self.executable, *BROWSER_ARGS, *CAPTURE_ARGS, f"--window-size={w},{h}",
-                f"--user-data-dir={self._profile.name if self._profile else ''}"]
+                f"--user-data-dir={self._profile_path or ''}"]
         return args + [self.url]
 
     def start(self) -> "HeadlessBrowser":
@@ -176,14 +215,9 @@ class HeadlessBrowser:
         with self._lock:
             if self._stop.is_set():
                 return
-            if self._profile is None:           # a throw-away profile, kept across restarts: its GPU
-                self._profile = tempfile.TemporaryDirectory(   # shader cache makes a restart draw sooner
-                    prefix="openvtuber-browser-", ignore_cleanup_errors=True)
-            for lock in ("SingletonLock", "SingletonSocket", "SingletonCookie"):   # left by a killed browser
-                try:
-                    os.unlink(os.path.join(self._profile.name, lock))
-                except OSError:
-                    pass
+            if self._profile_path is None:      # chosen once: restarts reuse it (and its shader cache)
+                self._profile_path = self._choose_profile()
+            _clear_locks(self._profile_path)
             kw: dict = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
             if sys.platform == "win32":
                 kw["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
@@ -196,6 +230,18 @@ class HeadlessBrowser:
                 raise BrowserError(f"cannot start the browser {self.executable}: {e.strerror or e}") from None
             self.starts += 1
             self._started_at = time.monotonic()
+
+    def _choose_profile(self) -> Path:
+        """The kept profile unless it cannot be made or another bridge's browser holds it;
+        then a throw-away one."""
+        if self.profile is not None and not _profile_in_use(self.profile):
+            try:
+                self.profile.mkdir(parents=True, exist_ok=True)
+                return self.profile
+            except OSError:
+                pass
+        self._temp_profile = tempfile.TemporaryDirectory(prefix="openvtuber-browser-", ignore_cleanup_errors=True)
+        return Path(self._temp_profile.name)
 
     def _healthy(self) -> str | None:
         """None while all is well, else why the browser must be restarted."""
@@ -242,6 +288,6 @@ class HeadlessBrowser:
                 _terminate_group(self.proc)
         if self._thread.is_alive():
             self._thread.join(1.0)
-        if self._profile is not None:
-            self._profile.cleanup()
-            self._profile = None
+        if self._temp_profile is not None:
+            self._temp_profile.cleanup()
+            self._temp_profile = None

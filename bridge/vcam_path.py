@@ -9,13 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from .browser import HeadlessBrowser, browser_install_hint, find_browser
+from .browser import HeadlessBrowser, browser_install_hint, find_browser, profile_dir
 from .capture import FrameSink, check_size, unpooled_large_buffers
 from .vcam import VcamUnavailable, VirtualCamera, parse_colour
 
 IMAGE_TYPES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 OUTLINE = {"auto": "auto", "on": "1", "off": "0"}
-BROWSER_NICE = 10
+BROWSER_NICE = 19
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -66,7 +66,7 @@ class CapturePath:
         self.browser = HeadlessBrowser(self.executable, url, (self.sink.width, self.sink.height),
                                        last_frame=lambda: self.sink.last_time,
                                        on_message=lambda line: self.on_message(line),   # may be re-pointed
-                                       nice=BROWSER_NICE).start()
+                                       nice=BROWSER_NICE, profile=profile_dir()).start()
         self.camera.start()
         self.on_message(f"virtual camera: {self.camera.name} {self.sink.width}x{self.sink.height} "
                         f"{self.camera.fps:g} fps ({self.camera.fmt}), drawn by {Path(self.executable).name}")

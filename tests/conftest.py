@@ -14,6 +14,20 @@ from openvtuber.models.runtime import litert_available
 from openvtuber.tracking.pipeline import FacePipeline
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache_dir(tmp_path_factory):
+    """The bridges the tests start keep their browser profile here, not in the user's cache."""
+    import os
+
+    old = os.environ.get("OPENVTUBER_CACHE_DIR")
+    os.environ["OPENVTUBER_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("OPENVTUBER_CACHE_DIR", None)
+    else:
+        os.environ["OPENVTUBER_CACHE_DIR"] = old
+
+
 @pytest.fixture(scope="session")
 def astronaut() -> np.ndarray:
     """scikit-image's astronaut photo (public domain), BGR, 512×512, one frontal face."""

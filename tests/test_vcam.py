@@ -531,6 +531,42 @@ def test_watchdog_replaces_a_browser_that_stops_drawing_and_close_leaves_nothing
     assert not _group_alive(second)
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX shell scripts stand in for the browser")
+def test_the_profile_is_kept_across_runs_unless_a_live_browser_holds_it(tmp_path):
+    import socket
+
+    from openvtuber.bridge.browser import HeadlessBrowser
+
+    # a 'browser' that takes the profile's lock as Chromium does (a symlink "host-pid") and stays
+    exe = _script(tmp_path / "locking", 'for a; do case "$a" in --user-data-dir=*) d="${a#*=}";; esac; done\n'
+                  f'ln -sf "{socket.gethostname()}-$$" "$d/SingletonLock"\nexec sleep 60')
+    kept = tmp_path / "cache" / "browser-profile"
+    first = HeadlessBrowser(exe, "http://127.0.0.1:1/", (64, 48), profile=kept).start()
+    try:
+        deadline = time.monotonic() + 5
+        while not (kept / "SingletonLock").is_symlink() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert first.command()[-2] == f"--user-data-dir={kept}"
+        # a second bridge meanwhile: the profile is taken, so it gets a throw-away one
+        second = HeadlessBrowser(exe, "http://127.0.0.1:1/", (64, 48), profile=kept).start()
+        try:
+            other = second.command()[-2].split("=", 1)[1]
+            assert other != str(kept) and Path(other).is_dir()
+        finally:
+            second.close()
+        assert not Path(other).exists()                 # the throw-away profile goes with it
+    finally:
+        first.close()
+    # the first browser was killed with its lock still there: the next run takes the profile back
+    assert (kept / "SingletonLock").is_symlink()
+    again = HeadlessBrowser(exe, "http://127.0.0.1:1/", (64, 48), profile=kept).start()
+    try:
+        assert again.command()[-2] == f"--user-data-dir={kept}"
+    finally:
+        again.close()
+    assert kept.is_dir()                                # kept for the next run
+
+
 def test_page_timing_reports_are_kept_only_when_well_formed():
     sink = FrameSink(64, 32)
     assert sink.note_stats('{"type": "stats", "fps": 14.5, "drawMs": 1.2, "packMs": 40, "sent": 9, '

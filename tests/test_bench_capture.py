@@ -1,0 +1,34 @@
+"""The capture bench's memory readings and its report (the bench itself runs in `make bench`)."""
+from __future__ import annotations
+
+import os
+
+from openvtuber.bridge import bench_capture as bc
+
+
+def test_memory_of_this_process_reads_rss_and_private_pages():
+    rss, private = bc._memory_mb(os.getpid())
+    assert rss > 10.0 and 0.0 < private <= rss
+    assert bc._memory_mb(2 ** 22 + 7) == (0.0, 0.0)          # no such process: zeros, no error
+
+
+def test_start_and_end_are_medians_of_a_minute_of_readings():
+    snaps = [bc.Snapshot(t, rss={"bridge": r, "browser": 1000.0 + r}, uss={"bridge": r / 2, "browser": r})
+             for t, r in ((0, 100.0), (10, 140.0), (20, 102.0))]
+    m = bc._memory_median(snaps)
+    assert m["rss"] == {"bridge": 102.0, "browser": 1102.0}     # the 140 MB spike does not count
+    assert m["uss"] == {"bridge": 51.0, "browser": 102.0}
+
+
+def test_report_names_growth_and_the_processes_that_came_late():
+    r = {"camera": "memory", "size": "1280x720", "seconds": 60.0, "camera_fps": 30.0, "fps_target": 30,
+         "new_frame_fps": 18.0, "tracking_fps": 30.0, "tracking_ms": 5.5,
+         "vmc_latency_ms": {"p50": 6.0, "p99": 9.0, "n": 1800}, "cpu_percent": {"bridge": 70.0},
+         "rss_mb_start": {"bridge": 170.0, "browser": 1040.0}, "uss_mb_start": {"bridge": 150.0, "browser": 280.0},
+         "soak_s": 600, "rss_mb_end": {"bridge": 171.0, "browser": 1045.0}, "rss_growth_mb": {"bridge": 1.0, "browser": 5.0},
+         "uss_mb_end": {"bridge": 150.5, "browser": 281.0}, "uss_growth_mb": {"bridge": 0.5, "browser": 1.0},
+         "browser_processes": {"start": ["browser", "renderer"], "end": ["browser", "renderer", "utility:X"]}}
+    text = bc.format_result(r)
+    assert "(+5.0) after 600 s; goal growth <= 10 MB" in text
+    assert "browser private pages, last min. 281.0 MB (+1.0)" in text
+    assert "started during the soak: utility:X; ended: none" in text
