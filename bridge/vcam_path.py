@@ -15,7 +15,7 @@ from .vcam import VcamUnavailable, VirtualCamera, parse_colour
 
 IMAGE_TYPES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 OUTLINE = {"auto": "auto", "on": "1", "off": "0"}
-BROWSER_NICE = 19
+BROWSER_NICE = 10
 
 
 def parse_size(text: str) -> tuple[int, int]:
