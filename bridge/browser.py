@@ -29,8 +29,9 @@ CAPTURE_ARGS = ["--headless=new", "--mute-audio", "--hide-scrollbars", "--no-def
                 "--disable-extensions", "--disable-default-apps", "--disable-translate",
                 "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
                 "--disable-backgrounding-occluded-windows",
-                # the last two keep Chromium from starting its on-device AI model service ~3 min in
-                # (a process we never use: +46 MB of RSS in the memory soak)
+                # the last two ask Chromium not to start its on-device AI model service ~3 min in
+                # (+46 MB of RSS, never used here); Chromium 156 starts it anyway, once per
+                # profile, which is why the profile is kept (profile_dir)
                 "--disable-features=Translate,MediaRouter,OptimizationGuideOnDeviceModel,LogOnDeviceMetricsOnStartup",
                 "--enable-unsafe-swiftshader", "--log-level=3"]
 
@@ -92,10 +93,18 @@ def profile_dir() -> Path:
 
 
 def _profile_in_use(path: Path) -> bool:
-    """True when a live browser on this machine holds ``path`` (its SingletonLock names the
-    host and process: "host-pid"); a lock left by a killed browser does not count."""
+    """True when a live browser on this machine holds ``path``; a lock left by a killed
+    browser does not count. On Linux and macOS the SingletonLock is a symlink naming the
+    host and process ("host-pid"); on Windows a file the live browser keeps open."""
+    lock = path / "SingletonLock"
+    if not lock.is_symlink():
+        try:
+            lock.unlink(missing_ok=True)
+        except OSError:
+            return True
+        return False
     try:
-        host, _, pid = os.readlink(path / "SingletonLock").rpartition("-")
+        host, _, pid = os.readlink(lock).rpartition("-")
         os.kill(int(pid), 0)
     except (OSError, ValueError):
         return False
