@@ -7,7 +7,8 @@ the page in headless Chromium → I420 frames → ``pyvirtualcam.Camera``) and w
   repeats of the last one), over ``seconds`` after warm-up;
 * frame → VMC latency: from the moment the source handed the frame over to the moment
   the VMC bundle carrying its time arrives at a UDP socket here (p50/p99);
-* CPU (% of one core) of the bridge and of each browser process, from /proc;
+* CPU (% of one core) of the bridge and of each browser process, from /proc, and the
+  bridge's garbage-collection pauses;
 * resident memory of the bridge and the browser at start and at the end of ``soak`` (the
   median of the first and of the last minute's readings): RSS as asked, and the private
   memory (USS) of the browser, which is where a leak of its own shows (its processes share
@@ -18,6 +19,7 @@ copies each one into memory, as a v4l2loopback write does: the rest is the real 
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 import socket
@@ -107,6 +109,31 @@ def _receive_vmc(conn) -> None:
     conn.recv()
     conn.send(seen)
     sock.close()
+
+
+class GcPauses:
+    """The bridge's garbage-collection pauses per generation while measuring: a full
+    collection stops the tracker thread as long as it runs (23–32 ms before ``gc.freeze``)."""
+
+    def __init__(self) -> None:
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._t = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._t = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append((time.perf_counter() - self._t) * 1e3)
+
+    def __enter__(self) -> "GcPauses":
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        gc.callbacks.remove(self)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return {f"gen{g}": {"n": len(v), "max_ms": round(max(v, default=0.0), 2)} for g, v in self.pauses.items()}
 
 
 class VmcLatency:
@@ -299,7 +326,8 @@ def bench_capture(opts: CaptureBenchOptions, say=print) -> dict:
 
         sent0, fresh0, frames0 = cam.sent, cam.fresh, bridge.summary.frames
         say(f"measuring {opts.seconds:.0f} s of capture + publish at {result['size']} with live tracking …")
-        b = wait(opts.seconds)
+        with GcPauses() as pauses:
+            b = wait(opts.seconds)
         dt = b.t - a.t
         samples = vmc.latencies(a.t, b.t - 0.2)
         lat = np.array(samples) if samples else np.array([np.nan])
@@ -316,6 +344,7 @@ def bench_capture(opts: CaptureBenchOptions, say=print) -> dict:
             "page": dict(sink.page_stats),
             "rss_mb_start": first["rss"], "uss_mb_start": first["uss"],
             "browser_restarts": bridge.capture.browser.restarts,
+            "gc_pauses": pauses.summary(),
         })
         say(format_result(result))
         while (left := opts.soak - (time.monotonic() - a.t)) > 0:
@@ -346,6 +375,8 @@ def format_result(r: dict) -> str:
         f"  camera frames   {r['camera_fps']:5.1f} fps published (target {r['fps_target']:g}; repeats fill in)",
         f"  new frames      {r['new_frame_fps']:5.1f} fps from the page (goal >= 30)",
         f"  tracking        {r['tracking_fps']:5.1f} fps, {r['tracking_ms']:.2f} ms a frame",
+        "  GC pauses       " + ", ".join(f"{g}: {v['n']} (longest {v['max_ms']:.1f} ms)"
+                                      for g, v in r.get("gc_pauses", {}).items()),
         f"  frame -> VMC    p50 {r['vmc_latency_ms']['p50']:.2f} ms, p99 {r['vmc_latency_ms']['p99']:.2f} ms "
         f"(n={r['vmc_latency_ms']['n']}; goal p99 <= 10 ms)",
         "  CPU (% of one core): " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]))

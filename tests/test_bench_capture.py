@@ -28,7 +28,18 @@ def test_report_names_growth_and_the_processes_that_came_late():
          "soak_s": 600, "rss_mb_end": {"bridge": 171.0, "browser": 1045.0}, "rss_growth_mb": {"bridge": 1.0, "browser": 5.0},
          "uss_mb_end": {"bridge": 150.5, "browser": 281.0}, "uss_growth_mb": {"bridge": 0.5, "browser": 1.0},
          "browser_processes": {"start": ["browser", "renderer"], "end": ["browser", "renderer", "utility:X"]}}
+    r["gc_pauses"] = {"gen0": {"n": 300, "max_ms": 0.3}, "gen2": {"n": 1, "max_ms": 3.4}}
     text = bc.format_result(r)
+    assert "GC pauses       gen0: 300 (longest 0.3 ms), gen2: 1 (longest 3.4 ms)" in text
     assert "(+5.0) after 600 s; goal growth <= 10 MB" in text
     assert "browser private pages, last min. 281.0 MB (+1.0)" in text
     assert "started during the soak: utility:X; ended: none" in text
+
+
+def test_gc_pauses_are_counted_per_generation():
+    import gc
+
+    with bc.GcPauses() as pauses:
+        gc.collect()
+    assert pauses.summary()["gen2"]["n"] >= 1 and pauses.summary()["gen2"]["max_ms"] >= 0.0
+    assert pauses not in gc.callbacks
