@@ -28,6 +28,7 @@ from openvtuber.tracking.calibration import Calibration
 from openvtuber.tracking.pipeline import FacePipeline
 from openvtuber.tracking.solvers.eyes import near_eye_weight
 from openvtuber.tracking.solvers.geometry import ypr_from_matrix
+from openvtuber.tracking.sources.clips import _sin
 from openvtuber.tracking.sources.synthetic import FacePose, SyntheticFace
 from openvtuber.tracking.tracker import FaceTracker
 
@@ -44,18 +45,16 @@ def measure(tracker: FaceTracker, face: SyntheticFace, pose: FacePose):
 def _sweep_pose(i: int) -> FacePose:
     """The training sweep: a little wider than the accuracy clip, other periods and phases."""
     t = i / 30.0
-    s = lambda period, phase: math.sin(2.0 * math.pi * t / period + phase)  # noqa: E731
-    return FacePose(yaw=48 * s(5.3, 0.4), pitch=32 * s(3.7, 1.0), roll=32 * s(6.1, 2.0),
-                    x=0.05 * s(8.3, 0.3), y=0.04 * s(6.9, 1.3), z=0.62 + 0.1 * s(9.7, 0.5))
+    return FacePose(yaw=48 * _sin(t, 5.3, 0.4), pitch=32 * _sin(t, 3.7, 1.0), roll=32 * _sin(t, 6.1, 2.0),
+                    x=0.05 * _sin(t, 8.3, 0.3), y=0.04 * _sin(t, 6.9, 1.3), z=0.62 + 0.1 * _sin(t, 9.7, 0.5))
 
 
 def _gaze_training_pose(i: int) -> tuple[FacePose, tuple[float, float]]:
     """Eyes ±25° yaw, ±18° pitch with the head turning ±35°, pitching ±20°, rolling ±15°:
     periods and phases unlike the accuracy clip's gaze sweep."""
     t = i / 30.0
-    s = lambda period, phase: math.sin(2.0 * math.pi * t / period + phase)  # noqa: E731
-    g = (25.0 * s(2.7, 0.2), 18.0 * s(3.3, 1.9))
-    p = FacePose(yaw=35.0 * s(6.3, 0.9), pitch=20.0 * s(5.1, 0.1), roll=15.0 * s(7.3, 1.4),
+    g = (25.0 * _sin(t, 2.7, 0.2), 18.0 * _sin(t, 3.3, 1.9))
+    p = FacePose(yaw=35.0 * _sin(t, 6.3, 0.9), pitch=20.0 * _sin(t, 5.1, 0.1), roll=15.0 * _sin(t, 7.3, 1.4),
                  gaze_left_yaw=g[0], gaze_right_yaw=g[0], gaze_left_pitch=g[1], gaze_right_pitch=g[1])
     return p, g
 

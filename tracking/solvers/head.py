@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from .face_model import RIGID, neutral_face
-from .geometry import FLIP, FLIP_DIAG, quat_from_matrix, ypr_from_matrix
+from .geometry import FLIP, FLIP_DIAG, kabsch_rotation, quat_from_matrix, ypr_from_matrix
 
 
 _FLIP_BOTH = np.outer(FLIP_DIAG, FLIP_DIAG)
@@ -93,8 +93,7 @@ class FaceFit:
         The points keep the network's own depth: the depth gain corrects how far the head
         turns, but stretched lids and lips read as closing and smiling when the head turns
         (the demo's eyes read half shut at 25° of yaw)."""
-        p = np.asarray(points, dtype=np.float64)
-        return (p - self.centre) @ (self.rotation * (FLIP_DIAG / self.scale))
+        return (np.asarray(points, dtype=np.float64) - self.centre) @ (self.rotation * (FLIP_DIAG / self.scale))
 
 
 @lru_cache(maxsize=1)
@@ -108,19 +107,6 @@ def _rigid_model() -> tuple[np.ndarray, list[list[float]], np.ndarray]:
     return np.ascontiguousarray(np.hstack([a, np.ones((len(a), 1))])), (a.T @ a).tolist(), mu
 
 
-def _det3(m: list[list[float]]) -> float:
-    (a, b, c), (d, e, f), (g, h, i) = m
-    return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
-
-
-def _rotation(cov: list[list[float]]) -> np.ndarray:
-    """Kabsch: the rotation maximising trace(Rᵀ·cov), reflections excluded."""
-    _, u, vt = cv2.SVDecomp(np.array(cov))
-    if _det3(cov) < 0:
-        u[:, 2] *= -1.0
-    return u @ vt
-
-
 @lru_cache(maxsize=8)
 def _depth_bias(depth_gain: float) -> np.ndarray:
     """The inverse of the rotation the stretched fit reads on the neutral face itself (the
@@ -129,7 +115,7 @@ def _depth_bias(depth_gain: float) -> np.ndarray:
     the fit (5° of pitch at 2×). Taken off every fit, a frontal face reads frontal whether or
     not the user has calibrated."""
     a = _rigid_model()[0][:, :3]
-    return _rotation(((a * (1.0, 1.0, depth_gain)).T @ a).tolist()).T
+    return kabsch_rotation(((a * (1.0, 1.0, depth_gain)).T @ a).tolist()).T
 
 
 def fit_face(points: np.ndarray, depth_gain: float = 1.0) -> FaceFit | None:
@@ -155,7 +141,7 @@ def fit_face(points: np.ndarray, depth_gain: float = 1.0) -> FaceFit | None:
     mu_o = [row[3] / n for row in moments]
     if not (math.isfinite(sxy) and all(math.isfinite(v) for v in mu_o) and all(math.isfinite(v) for row in cov for v in row)):
         return None
-    r = _rotation(cov)
+    r = kabsch_rotation(cov)
     if g != 1.0:
         r = _depth_bias(g) @ r
     rl = r.tolist()
