@@ -46,7 +46,7 @@ def load_frames(source: str, n: int) -> list[np.ndarray]:
     if source == "demo":
         from ..tracking.sources.demo import DemoSource
 
-        src = DemoSource(loop=True, realtime=False)
+        src = DemoSource(frames=n, loop=True, realtime=False)
     else:
         src = open_source(source, loop=True, realtime=False)
     try:

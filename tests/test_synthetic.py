@@ -250,6 +250,41 @@ def test_demo_source_stops_after_one_period_without_loop():
     assert len(frames) == int(PERIOD) and frames[-1].t == PERIOD - 1
 
 
+def test_truth_without_drawing_matches_render(face):
+    pose = FacePose(yaw=20, pitch=-10, roll=5, eye_close_left=0.6, mouth_open=0.4, gaze_right_yaw=10)
+    _, drawn = face.render(pose)
+    alone = face.truth(pose)
+    for name in GroundTruth.__dataclass_fields__:
+        a, b = getattr(drawn, name), getattr(alone, name)
+        assert (np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b), name
+
+
+def test_demo_loop_replays_its_first_pass_without_drawing(monkeypatch):
+    drawn = []
+    render = SyntheticFace.render
+    monkeypatch.setattr(SyntheticFace, "render", lambda self, pose: drawn.append(pose) or render(self, pose))
+    src = DemoSource(fps=1.0, frames=int(PERIOD) + 6, width=160, height=120)
+    assert src.loop_frames == int(PERIOD)
+    frames = list(src)
+    assert len(drawn) == int(PERIOD) and src.cached == int(PERIOD)     # the second pass drew nothing
+    for k in range(6):
+        first, again = frames[k], frames[int(PERIOD) + k]
+        assert again.truth.pose == demo_pose(again.t) == first.truth.pose
+        assert np.array_equal(again.truth.landmarks, first.truth.landmarks)
+        diff = np.abs(again.image.astype(int) - first.image.astype(int))
+        assert diff.mean() < 1.5 and again.image.shape == first.image.shape     # JPEG q90 of the same frame
+    assert np.abs(frames[int(PERIOD)].image.astype(int) - frames[int(PERIOD) + 3].image.astype(int)).mean() > 0.5
+
+
+def test_demo_loop_is_kept_only_when_it_repeats_pixel_for_pixel():
+    assert DemoSource(fps=30).loop_frames == 720
+    assert DemoSource(fps=29.97).loop_frames is None                  # no whole number of frames
+    assert DemoSource(noise=2.0).loop_frames is None                  # new noise every frame
+    assert DemoSource(loop=False).loop_frames is None
+    assert DemoSource(frames=720).loop_frames is None                 # never reaches the repeat
+    assert DemoSource(cache=False).loop_frames is None
+
+
 def test_demo_source_realtime_paces_frames():
     t0 = time.perf_counter()
     list(DemoSource(fps=20.0, frames=5, realtime=True, width=160, height=120))
