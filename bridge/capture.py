@@ -33,18 +33,28 @@ PAGE_STATS = {"fps": float, "drawMs": float, "packMs": float, "sent": int, "skip
               "gl": str}
 
 
-def unpooled_large_buffers(threshold: int = 1 << 18) -> bool:
-    """glibc: let every allocation over ``threshold`` come from mmap and go back when freed.
+FRAME_HEAP_MMAP_THRESHOLD = 32 << 20     # frames (1.4 MB at 720p, 3.1 MB at 1080p) stay below
+FRAME_HEAP_TRIM_THRESHOLD = 64 << 20
 
-    Each frame is a fresh 1.4 MB bytes object, 30 a second, allocated on the server's
-    thread and freed on the camera's. glibc's default raises its mmap threshold after the
-    first such free and then serves them from per-thread heaps, which kept ~15 MB more
-    resident after a few minutes (bench --capture). Fixing the threshold turns that into
-    an mmap/munmap pair per frame. No effect (False) off glibc."""
+
+def reuse_large_buffers() -> bool:
+    """glibc: serve frame-sized allocations from the heap and keep them there, from the start.
+
+    Each frame is a few fresh 1.4 MB buffers (the WebSocket reader's, the message's), 30 a
+    second, allocated on the server's thread and freed on the camera's. Left to glibc's
+    defaults the first few come from mmap, then it raises its thresholds as it sees them
+    freed and the heap grows over minutes (~15 MB after a few, bench --capture). Served
+    from mmap every time instead, each buffer is an mmap/munmap pair and ~350 page faults:
+    measured with ``bench --capture``, that cost the bridge 8 % of a core (38 → 31 %) and
+    frame → VMC p99 1.1 ms, as the server thread pre-empts the tracker. Fixed thresholds
+    above a frame's size give the reuse from the first frame, so the heap settles within
+    seconds. No effect (False) off glibc."""
     if not sys.platform.startswith("linux"):
         return False
     try:
-        return bool(ctypes.CDLL(None).mallopt(-3, threshold))     # M_MMAP_THRESHOLD
+        libc = ctypes.CDLL(None)
+        return bool(libc.mallopt(-3, FRAME_HEAP_MMAP_THRESHOLD)       # M_MMAP_THRESHOLD
+                    and libc.mallopt(-1, FRAME_HEAP_TRIM_THRESHOLD))  # M_TRIM_THRESHOLD
     except (OSError, AttributeError):
         return False
 

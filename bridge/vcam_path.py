@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from .browser import HeadlessBrowser, browser_install_hint, find_browser, profile_dir
-from .capture import FrameSink, check_size, unpooled_large_buffers
+from .capture import FrameSink, check_size, reuse_large_buffers
 from .vcam import VcamUnavailable, VirtualCamera, parse_colour
 
 IMAGE_TYPES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -100,5 +100,5 @@ def open_capture(opts, on_message: Callable[[str], None]) -> CapturePath | None:
         on_message(f"virtual camera off: {what}; {browser_install_hint()}. VMC and the page keep running")
         return None
     hex_colour = "#%02x%02x%02x" % colour
-    unpooled_large_buffers()
+    reuse_large_buffers()
     return CapturePath(camera, exe, hex_colour, image, opts.vcam_outline, on_message)
