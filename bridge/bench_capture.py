@@ -302,6 +302,7 @@ def bench_capture(opts: CaptureBenchOptions, say=print) -> dict:
         bridge.stop()
         vmc.close()
         raise RuntimeError("; ".join(messages) or "the virtual camera did not start")
+    demo = bridge.source
     bridge.source = vmc.source = TimedSource(bridge.source)    # before start: nothing has read it yet
     cam, sink = bridge.capture.camera, bridge.capture.sink
     result: dict = {"size": f"{opts.size[0]}x{opts.size[1]}", "camera": cam.name, "fps_target": opts.fps}
@@ -314,7 +315,6 @@ def bench_capture(opts: CaptureBenchOptions, say=print) -> dict:
             raise RuntimeError("the page delivered no frames in 90 s: " + "; ".join(messages))
         result["first_frame_s"] = round(time.monotonic() - t_start, 1)
         time.sleep(3.0)                              # shaders compiled, caches warm
-        demo = vmc.source._source if vmc.source is not None else None
         loop = getattr(demo, "loop_frames", None)
         if loop:      # the demo's first pass draws every frame (~7 ms); measure it replaying, as it runs
             until = time.monotonic() + 2 * loop / opts.fps + 10

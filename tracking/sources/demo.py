@@ -140,9 +140,7 @@ class DemoSource:
             return face.render(pose)
         jpeg = self._jpegs.get(index % period)
         if jpeg is not None:
-            image = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
-            if image is not None:
-                return image, face.truth(pose)
+            return cv2.imdecode(jpeg, cv2.IMREAD_COLOR), face.truth(pose)
         image, truth = face.render(pose)
         ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         if ok:
