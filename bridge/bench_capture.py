@@ -24,6 +24,7 @@ import gc
 import json
 import os
 import socket
+import struct
 import sys
 import time
 from dataclasses import dataclass, field
@@ -90,23 +91,37 @@ class TimedSource:
         self._source.close()
 
 
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)     # Linux; Python does not name it
+
+
 def _receive_vmc(conn) -> None:
     """In a process of its own (as VSeeFace would be): note when each bundle's /VMC/Ext/T
-    arrives. Sends back the port, then, when asked, every (sender time, arrival) pair."""
+    arrives. Sends back the port, then, when asked, every (sender time, arrival, woken) triple:
+    arrival is the kernel's receive timestamp (the moment the datagram reached this socket),
+    woken when this process got to read it, both CLOCK_MONOTONIC (the same clock in every
+    process). The gap between them is this process's own wait for a CPU, not the bridge's."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
+    stamped = sys.platform.startswith("linux")
+    if stamped:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
     sock.settimeout(0.05)
     conn.send(sock.getsockname()[1])
-    seen: list[tuple[float, float]] = []
+    seen: list[tuple[float, float, float]] = []
     while not conn.poll():
         try:
-            data = sock.recv(65536)
+            data, anc, _, _ = sock.recvmsg(65536, socket.CMSG_SPACE(16))
         except socket.timeout:
             continue
-        now = time.monotonic()               # CLOCK_MONOTONIC: the same clock in every process
+        now = time.monotonic()
+        arrived = now
+        for level, kind, raw in anc:
+            if stamped and level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(raw) >= 16:
+                sec, nsec = struct.unpack("qq", raw[:16])
+                arrived = sec + nsec * 1e-9 - (time.time() - time.monotonic())
         for m in decode_packet(data).messages:
             if isinstance(m, SenderTime):
-                seen.append((m.t, now))
+                seen.append((m.t, min(arrived, now), now))
     conn.recv()
     conn.send(seen)
     sock.close()
@@ -155,17 +170,19 @@ class VmcLatency:
             raise RuntimeError("the VMC receiver process did not start")
         self.port = self._conn.recv()
 
-    def latencies(self, t0: float, t1: float) -> list[float]:
-        """Milliseconds for the frames handed over between ``t0`` and ``t1`` (stops the receiver)."""
+    def latencies(self, t0: float, t1: float) -> tuple[list[float], list[float]]:
+        """For the frames handed over between ``t0`` and ``t1`` (stops the receiver): milliseconds
+        until the bundle reached the receiver's socket, and until the receiver woke to read it."""
         self._conn.send("stop")
         seen = self._conn.recv() if self._conn.poll(10) else []
         read_at = self.source.read_at if self.source is not None else {}
-        out = []
-        for t, arrived in seen:
+        arrived_ms, woken_ms = [], []
+        for t, arrived, woken in seen:
             read = read_at.get(int(round(t * self.fps)))
             if read is not None and t0 <= read <= t1:
-                out.append((arrived - read) * 1000)
-        return out
+                arrived_ms.append((arrived - read) * 1000)
+                woken_ms.append((woken - read) * 1000)
+        return arrived_ms, woken_ms
 
     def close(self) -> None:
         if self._proc.is_alive():
@@ -337,8 +354,9 @@ def bench_capture(opts: CaptureBenchOptions, say=print) -> dict:
         with GcPauses() as pauses:
             b = wait(opts.seconds)
         dt = b.t - a.t
-        samples = vmc.latencies(a.t, b.t - 0.2)
+        samples, woken = vmc.latencies(a.t, b.t - 0.2)
         lat = np.array(samples) if samples else np.array([np.nan])
+        late = np.array(woken) if woken else np.array([np.nan])
         first = _memory_median([m for m in memory if m.t - a.t <= MEMORY_WINDOW])
         result.update({
             "seconds": round(dt, 1),
@@ -348,6 +366,8 @@ def bench_capture(opts: CaptureBenchOptions, say=print) -> dict:
             "tracking_ms": round(bridge.track_ms, 2),
             "vmc_latency_ms": {"p50": round(float(np.percentile(lat, 50)), 2),
                                "p99": round(float(np.percentile(lat, 99)), 2), "n": len(samples)},
+            "vmc_read_ms": {"p50": round(float(np.percentile(late, 50)), 2),
+                            "p99": round(float(np.percentile(late, 99)), 2)},
             "cpu_percent": cpu_percent(a, b),
             "page": dict(sink.page_stats),
             "rss_mb_start": first["rss"], "uss_mb_start": first["uss"],
@@ -386,7 +406,8 @@ def format_result(r: dict) -> str:
         "  GC pauses       " + ", ".join(f"{g}: {v['n']} (longest {v['max_ms']:.1f} ms)"
                                       for g, v in r.get("gc_pauses", {}).items()),
         f"  frame -> VMC    p50 {r['vmc_latency_ms']['p50']:.2f} ms, p99 {r['vmc_latency_ms']['p99']:.2f} ms "
-        f"(n={r['vmc_latency_ms']['n']}; goal p99 <= 10 ms)",
+        f"(n={r['vmc_latency_ms']['n']}; goal p99 <= 10 ms); read by the receiver: "
+        f"p50 {r['vmc_read_ms']['p50']:.2f}, p99 {r['vmc_read_ms']['p99']:.2f} ms",
         "  CPU (% of one core): " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]))
         + f"; total {sum(cpu.values()):.0f} of {100 * (os.cpu_count() or 1)}",
     ]
