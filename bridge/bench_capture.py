@@ -388,6 +388,8 @@ def bench_capture(opts: CaptureBenchOptions, say=print) -> dict:
             result[f"{key}_growth_mb"] = {k: round(last[key][k] - first[key].get(k, 0.0), 1) for k in last[key]}
         result["browser_processes"] = {"start": sorted(a.kinds), "end": sorted(end.kinds)}
         result["browser_restarts"] = bridge.capture.browser.restarts
+        heap = bridge.capture.heap
+        result["heap_trims"] = {"n": heap.trims, "longest_ms": round(heap.longest_ms, 2), "period_s": heap.period}
     finally:
         bridge.stop_event.set()
         bridge.stop()
@@ -423,6 +425,10 @@ def format_result(r: dict) -> str:
         lines.append(f"  RSS, last min.  bridge {re_['bridge']:.1f} MB ({g['bridge']:+.1f}), "
                      f"browser {re_['browser']:.1f} MB ({g['browser']:+.1f}) after {r['soak_s']} s; goal growth <= 10 MB")
         lines.append(f"  browser private pages, last min. {pe['browser']:.1f} MB ({pg['browser']:+.1f})")
+        if "heap_trims" in r:
+            t = r["heap_trims"]
+            lines.append(f"  heap trims      {t['n']}, longest {t['longest_ms']:.1f} ms (the free pages inside the "
+                         f"bridge's heap handed back every {t['period_s']:g} s)")
         procs = r.get("browser_processes", {})
         came = sorted(set(procs.get("end", [])) - set(procs.get("start", [])))
         went = sorted(set(procs.get("start", [])) - set(procs.get("end", [])))

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from .browser import HeadlessBrowser, browser_install_hint, find_browser, profile_dir
-from .capture import FrameSink, check_size, reuse_large_buffers
+from .capture import FrameSink, HeapTrimmer, check_size, reuse_large_buffers
 from .vcam import VcamUnavailable, VirtualCamera, parse_colour
 
 IMAGE_TYPES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -54,6 +54,7 @@ class CapturePath:
         self.on_message = on_message
         self.page = None
         self.browser: HeadlessBrowser | None = None
+        self.heap = HeapTrimmer()          # frames fragment the heap; this gives the holes back
 
     def attach(self, page) -> None:
         """Let ``page`` (a started ``server.PageServer``) take this camera's frames."""
@@ -68,6 +69,7 @@ class CapturePath:
                                        on_message=lambda line: self.on_message(line),   # may be re-pointed
                                        nice=BROWSER_NICE, profile=profile_dir()).start()
         self.camera.start()
+        self.heap.start()
         self.on_message(f"virtual camera: {self.camera.name} {self.sink.width}x{self.sink.height} "
                         f"{self.camera.fps:g} fps ({self.camera.fmt}), drawn by {Path(self.executable).name}")
 
@@ -75,6 +77,7 @@ class CapturePath:
         return self.camera.status()
 
     def close(self) -> None:
+        self.heap.close()
         self.camera.close()
         if self.browser is not None:
             self.browser.close()

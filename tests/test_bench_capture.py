@@ -71,3 +71,16 @@ def test_vmc_arrival_is_the_sockets_time_and_no_later_than_the_receivers_read():
         vmc.close()
     assert len(arrived) == 1 and len(read) == 1
     assert 0.0 <= arrived[0] <= read[0] < 300.0
+
+
+def test_report_shows_the_heap_trims():
+    r = {"camera": "memory", "size": "1280x720", "seconds": 60.0, "camera_fps": 30.0, "fps_target": 30,
+         "new_frame_fps": 25.0, "tracking_fps": 30.0, "tracking_ms": 5.5,
+         "vmc_latency_ms": {"p50": 6.0, "p99": 9.0, "n": 1800}, "vmc_read_ms": {"p50": 6.1, "p99": 9.2},
+         "cpu_percent": {"bridge": 30.0}, "rss_mb_start": {"bridge": 190.0, "browser": 1030.0},
+         "uss_mb_start": {"bridge": 150.0, "browser": 280.0}, "soak_s": 600,
+         "rss_mb_end": {"bridge": 191.0, "browser": 1035.0}, "rss_growth_mb": {"bridge": 1.0, "browser": 5.0},
+         "uss_mb_end": {"bridge": 150.0, "browser": 281.0}, "uss_growth_mb": {"bridge": 0.0, "browser": 1.0},
+         "heap_trims": {"n": 20, "longest_ms": 2.9, "period_s": 30.0}}
+    assert ("heap trims      20, longest 2.9 ms (the free pages inside the bridge's heap handed back every 30 s)"
+            in bc.format_result(r))
