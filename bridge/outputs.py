@@ -67,16 +67,19 @@ class _Worker:
 
 class OutputHub:
     def __init__(self, queue_size: int = 4):
-        self._workers: list[_Worker] = []
+        self._workers: list[_Worker] = []         # in the order added (the status line's)
+        self._inline: list[_Worker] = []
+        self._queued: list[_Worker] = []
         self._queue_size = queue_size
 
     def add(self, output: Output) -> None:
         worker = _Worker(output, DropOldestQueue(self._queue_size))
+        self._workers.append(worker)
         if getattr(output, "inline", False):
-            self._workers.append(worker)          # no thread: publish() calls it
+            self._inline.append(worker)           # no thread: publish() calls it
             return
         worker.thread = threading.Thread(target=self._run, args=(worker,), name=f"output-{output.name}", daemon=True)
-        self._workers.append(worker)
+        self._queued.append(worker)
         worker.thread.start()
 
     @staticmethod
@@ -94,15 +97,16 @@ class OutputHub:
                 worker.last_error = f"{type(e).__name__}: {e}"
 
     def publish(self, pose: AvatarPose) -> None:
-        for w in self._workers:
-            if w.thread is None:
-                try:
-                    w.output.send(pose)
-                except Exception as e:  # noqa: BLE001 - counted like a worker's failure
-                    w.errors += 1
-                    w.last_error = f"{type(e).__name__}: {e}"
-            else:
-                w.queue.put(pose)
+        # The inline sends first: handing a pose to a queued output wakes its thread, which on
+        # a busy machine may take this CPU before the tracker thread gets to its send.
+        for w in self._inline:
+            try:
+                w.output.send(pose)
+            except Exception as e:  # noqa: BLE001 - counted like a worker's failure
+                w.errors += 1
+                w.last_error = f"{type(e).__name__}: {e}"
+        for w in self._queued:
+            w.queue.put(pose)
 
     def close(self, timeout: float = 1.0) -> None:
         """Let each output drain what is queued (bounded by ``timeout``), then close it."""

@@ -240,3 +240,38 @@ def test_vmc_is_sent_on_the_tracker_thread_and_slow_outputs_are_not():
         stuck.release.set()
         hub.close(timeout=0.5)
         rx.close()
+
+
+def test_inline_outputs_send_before_queued_ones_are_handed_the_pose():
+    """publish() hands a pose to queued outputs (waking their threads) only after the inline
+    sends, whatever order the outputs were added in: the VMC send waits for nobody."""
+    from openvtuber.bridge.outputs import OutputHub
+    from openvtuber.protocols.pose import AvatarPose
+
+    log: list[str] = []
+
+    class Out:
+        def __init__(self, name, inline):
+            self.name, self.inline = name, inline
+
+        def send(self, pose):
+            log.append(f"send {self.name}")
+
+        def status(self):
+            return self.name
+
+        def close(self):
+            pass
+
+    hub = OutputHub()
+    hub.add(Out("page", False))
+    hub.add(Out("vmc", True))
+    queued = hub._queued[0].queue
+    put = queued.put
+    queued.put = lambda pose: (log.append("put page"), put(pose))
+    try:
+        hub.publish(AvatarPose(t=0.0, frame=0, found=True))
+        assert log[:2] == ["send vmc", "put page"]
+        assert hub.status() == "page | vmc"              # the status line keeps the order added
+    finally:
+        hub.close(timeout=0.5)
