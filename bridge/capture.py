@@ -75,9 +75,10 @@ class HeapTrimmer:
     Why: the heap keeps what it freed. In-use memory is flat over a run (mallinfo2 in a
     7-minute ``bench --capture``: 63–65 MB), but frames of different lifetimes on three
     threads leave holes, and the free memory kept grew 24.6 → 31.4 MB, the bridge's RSS
-    +8 MB (+13 MB in another 10-minute run) before it settled. Trimmed every 30 s, RSS stayed
-    within 186–190 MB (+2.8 MB) and each trim took 0.5–3 ms on a thread of its own; the
-    pages a later frame reuses fault back in once. Does nothing off glibc."""
+    +8 MB (+13 MB in a 10-minute run) before it settled. Trimmed every 30 s, RSS stayed
+    within 186–190 MB over those 7 minutes, and a 10-minute run grew +2.9 MB; each trim took
+    0.5–3 ms on a thread of its own, and the pages a later frame reuses fault back in once.
+    Does nothing off glibc."""
 
     def __init__(self, period: float = HEAP_TRIM_PERIOD_S):
         self.period = float(period)
