@@ -102,8 +102,7 @@ def _receive_vmc(conn) -> None:
     process). The gap between them is this process's own wait for a CPU, not the bridge's."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
-    stamped = sys.platform.startswith("linux")
-    if stamped:
+    if sys.platform.startswith("linux"):
         sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
     sock.settimeout(0.05)
     conn.send(sock.getsockname()[1])
@@ -116,7 +115,7 @@ def _receive_vmc(conn) -> None:
         now = time.monotonic()
         arrived = now
         for level, kind, raw in anc:
-            if stamped and level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(raw) >= 16:
+            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(raw) >= 16:
                 sec, nsec = struct.unpack("qq", raw[:16])
                 arrived = sec + nsec * 1e-9 - (time.time() - time.monotonic())
         for m in decode_packet(data).messages:
