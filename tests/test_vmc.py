@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_bundle import OscBundle
+from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message import OscMessage
+from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_server import ThreadingOSCUDPServer
 
 from openvtuber.bridge.rig import RigOptions, rig
-from openvtuber.protocols.pose import BLINK, HEAD, LEFT_EYE, NECK, RIGHT_EYE, UPPER_BODY, WINK_LEFT, WINK_RIGHT
+from openvtuber.protocols.pose import AvatarPose, BLINK, HEAD, LEFT_EYE, NECK, RIGHT_EYE, UPPER_BODY, WINK_LEFT, WINK_RIGHT
 from openvtuber.protocols.vmc_encode import MAX_BUNDLE, encode_frame
 from openvtuber.tracking.sources.demo import demo_pose
 from openvtuber.tracking.state import FaceState
@@ -132,6 +134,30 @@ def test_vrm1_and_arkit_sets():
     assert ark["blends"]["cheekPuff"] == 0.0 and len([k for k in ark["blends"] if k[0].islower()]) == 52
     last = decode(ark["datagrams"][-1])
     assert last[-1].address == "/VMC/Ext/Blend/Apply"
+
+
+@pytest.mark.parametrize("kind", ["vrm0", "vrm1", "arkit"])
+def test_frames_are_the_bytes_python_osc_builds(kind):
+    """The encoder writes bytes itself (python-osc's builders parse what they build, twice);
+    every bundle must be exactly what OscMessageBuilder and OscBundleBuilder make of the
+    same messages, forwarded bones, blendshapes and root included."""
+    pose = rig(face(eye_open_left=0.0, smile=0.4, mouth_open=0.6), RigOptions())
+    pose = AvatarPose(**{**pose.__dict__, "vmc_bones": {"LeftHand": ((0.1, 0.2, 0.3), (0.0, 0.0, 0.6, 0.8))},
+                         "vmc_blends": {"Fun": 0.25}, "vmc_root": ((1.0, 0.0, -2.0), (0.0, 0.38268343, 0.0, 0.92387953))})
+    datagrams = encode_frame(pose, 12.5, kind).datagrams
+    assert (len(datagrams) > 1) == (kind == "arkit")
+    for dgram in datagrams:
+        bundle = OscBundleBuilder(IMMEDIATELY)
+        for m in decode(dgram):
+            b = OscMessageBuilder(m.address)
+            for p in m.params:
+                b.add_arg(p)
+            bundle.add_content(b.build())
+        assert bundle.build().dgram == dgram
+    got = [m for d in datagrams for m in decode(d)]
+    assert got[1].params == [12.5] and got[2].params[0] == "root" and got[-1].address == "/VMC/Ext/Blend/Apply"
+    assert ["LeftHand", 0.1, 0.2, 0.3, 0.0, 0.0, 0.6, 0.8] in [pytest.approx(m.params) for m in got]
+    assert any(m.params == ["Fun", 0.25] for m in got)
 
 
 def test_run_demo_sends_vmc_that_follows_the_ground_truth():
