@@ -97,16 +97,16 @@ class VirtualCamera:
             raise VcamUnavailable("virtual camera off: pyvirtualcam is not installed (pip install pyvirtualcam)") \
                 from None
         w, h = self.sink.width, self.sink.height
+        if self.backend and self.backend not in pyvirtualcam.camera.BACKENDS:
+            # checked here, not left to Camera(): its half-built object prints a traceback when collected
+            raise VcamUnavailable(f"virtual camera off: no backend {self.backend!r} "
+                                  f"(this system has {', '.join(pyvirtualcam.camera.BACKENDS) or 'none'})")
         errors = []
         for fmt in (pyvirtualcam.PixelFormat.I420, pyvirtualcam.PixelFormat.RGB):
             try:
                 self.camera = pyvirtualcam.Camera(w, h, self.fps, fmt=fmt, backend=self.backend, device=self.device)
                 self.fmt = fmt.name
                 return self
-            except KeyError:
-                raise VcamUnavailable(f"virtual camera off: no backend {self.backend!r} "
-                                      f"(this system has {', '.join(pyvirtualcam.camera.BACKENDS) or 'none'})") \
-                    from None
             except Exception as e:  # noqa: BLE001 - every backend has its own exception types
                 errors.append(" ".join(str(e).split()))
         why = errors[-1] if errors else "no backend"

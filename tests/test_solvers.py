@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -110,9 +111,12 @@ def test_degenerate_landmarks_give_no_fit():
     pts = _project((0, 0, 0))
     nan = pts.copy()
     nan[5, 1] = np.nan
-    assert fit_face(nan) is None
-    assert fit_face(np.full_like(pts, 7.0)) is None                 # collapsed to one point
-    assert fit_face(np.inf * np.ones_like(pts)) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                                 # and no numpy warning printed
+        assert fit_face(nan) is None
+        assert fit_face(np.full_like(pts, 7.0)) is None                 # collapsed to one point
+        assert fit_face(np.inf * np.ones_like(pts)) is None
+        assert fit_face(np.full_like(pts, 1e300)) is None               # overflows
 
 
 def _eye_contour(gap: float, width: float = 30.0, right: bool = True) -> np.ndarray:

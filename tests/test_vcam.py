@@ -130,6 +130,18 @@ def test_no_device_is_one_line_that_says_how_to_get_one():
         VirtualCamera(FrameSink(W, H), backend="nope").open()
 
 
+def test_an_unknown_backend_leaves_no_traceback_behind():
+    """pyvirtualcam's Camera, failing in its constructor on an unknown name, prints an
+    'Exception ignored in __del__' traceback when collected: the name is checked first."""
+    code = ("import gc; from openvtuber.bridge.capture import FrameSink; "
+            "from openvtuber.bridge.vcam import VirtualCamera, VcamUnavailable\n"
+            "try:\n    VirtualCamera(FrameSink(64, 32), backend='nope').open()\n"
+            "except VcamUnavailable as e:\n    print(e)\ngc.collect()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "no backend 'nope'" in done.stdout
+    assert done.stderr == ""
+
+
 def test_publisher_repeats_the_last_frame_and_starts_with_the_background():
     sink = FrameSink(64, 32)
     cam = VirtualCamera(sink, fps=60, background=GREEN, backend="recording").open()

@@ -132,8 +132,10 @@ def fit_face(points: np.ndarray, depth_gain: float = 1.0) -> FaceFit | None:
     obs = pts.take(RIGID, axis=0).astype(np.float64)
     a1, ata, mu_m = _rigid_model()
     n = len(obs)
-    # rows x, y, z: [Σ o·a (3), Σ o, Σ o·o (3)] in one product
-    moments = (obs.T @ np.concatenate((a1, obs), axis=1)).tolist()
+    # rows x, y, z: [Σ o·a (3), Σ o, Σ o·o (3)] in one product; NaN from a degenerate crop is
+    # caught below, without numpy's warning in the user's terminal
+    with np.errstate(invalid="ignore", over="ignore"):
+        moments = (obs.T @ np.concatenate((a1, obs), axis=1)).tolist()
     sxy = moments[0][4] + moments[1][5]
     g = depth_gain
     moments[2] = [v * g for v in moments[2]]
