@@ -28,13 +28,13 @@ import pytest
 import pyvirtualcam
 from conftest import write_clip
 
-from openvtuber.bridge.browser import find_browser
+from openvtuber.bridge.browser import _child_setup, find_browser
 from openvtuber.bridge.capture import FLAG_I420, HEADER, MAGIC, NO_POSE, FrameSink, check_size
 from openvtuber.bridge.run import Bridge, RunOptions
 from openvtuber.bridge.server import RENDERER_DIR
 from openvtuber.bridge.status import StatusLine
 from openvtuber.bridge.vcam import VcamUnavailable, VirtualCamera, parse_colour, solid_i420
-from openvtuber.bridge.vcam_path import parse_background, parse_size
+from openvtuber.bridge.vcam_path import BROWSER_NICE, parse_background, parse_size
 from openvtuber.protocols.pose import HEAD, NECK, UPPER_BODY
 from openvtuber.tracking.sources.demo import demo_pose
 
@@ -140,6 +140,16 @@ def test_an_unknown_backend_leaves_no_traceback_behind():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "no backend 'nope'" in done.stdout
     assert done.stderr == ""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/autogroup"), reason="Linux scheduler autogroups only")
+def test_the_browser_starts_at_the_lowest_priority_in_its_own_autogroup():
+    """Nice counts only inside a scheduler group, and a new session is a new group: the
+    browser's process and its group both get BROWSER_NICE, or it would still take half the CPU."""
+    code = "import os; print(os.nice(0)); print(open('/proc/self/autogroup').read().split()[-1])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          start_new_session=True, preexec_fn=_child_setup(BROWSER_NICE))
+    assert BROWSER_NICE > 0 and done.stdout.split() == [str(BROWSER_NICE)] * 2
 
 
 def test_publisher_repeats_the_last_frame_and_starts_with_the_background():
