@@ -2,6 +2,7 @@
 (python-osc's), on a Unity humanoid facing +Z."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import socket
 import subprocess
@@ -19,7 +20,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_server import ThreadingOSCUDPServer
 
 from openvtuber.bridge.rig import RigOptions, rig
-from openvtuber.protocols.pose import AvatarPose, BLINK, HEAD, LEFT_EYE, NECK, RIGHT_EYE, UPPER_BODY, WINK_LEFT, WINK_RIGHT
+from openvtuber.protocols.pose import BLINK, HEAD, LEFT_EYE, NECK, RIGHT_EYE, UPPER_BODY, WINK_LEFT, WINK_RIGHT
 from openvtuber.protocols.vmc_encode import MAX_BUNDLE, encode_frame
 from openvtuber.tracking.sources.demo import demo_pose
 from openvtuber.tracking.state import FaceState
@@ -142,8 +143,8 @@ def test_frames_are_the_bytes_python_osc_builds(kind):
     every bundle must be exactly what OscMessageBuilder and OscBundleBuilder make of the
     same messages, forwarded bones, blendshapes and root included."""
     pose = rig(face(eye_open_left=0.0, smile=0.4, mouth_open=0.6), RigOptions())
-    pose = AvatarPose(**{**pose.__dict__, "vmc_bones": {"LeftHand": ((0.1, 0.2, 0.3), (0.0, 0.0, 0.6, 0.8))},
-                         "vmc_blends": {"Fun": 0.25}, "vmc_root": ((1.0, 0.0, -2.0), (0.0, 0.38268343, 0.0, 0.92387953))})
+    pose = dataclasses.replace(pose, vmc_bones={"LeftHand": ((0.1, 0.2, 0.3), (0.0, 0.0, 0.6, 0.8))},
+                               vmc_blends={"Fun": 0.25}, vmc_root=((1.0, 0.0, -2.0), (0.0, 0.38268343, 0.0, 0.92387953)))
     datagrams = encode_frame(pose, 12.5, kind).datagrams
     assert (len(datagrams) > 1) == (kind == "arkit")
     for dgram in datagrams:
