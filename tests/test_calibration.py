@@ -20,7 +20,30 @@ def _config(tmp_path, monkeypatch):
 
 def test_defaults_without_a_file():
     cal = Calibration.load()
-    assert not cal.calibrated and cal.eye_open_right > 0 and cal.gaze_gain[0] > 0
+    assert not cal.calibrated and cal.eye_open_right > 0 and cal.mouth_width > 0
+
+
+# what the network constants were called when calibration files still carried them
+NETWORK_KEYS = ("head_depth_gain", "gaze_gain", "gaze_parallax", "gaze_yaw_rise", "eye_closed_fraction")
+
+
+def test_the_saved_file_holds_only_the_users_own_values(tmp_path):
+    cal = Calibration.default()
+    cal.calibrated = True
+    saved = json.loads(cal.save().read_text())
+    assert not set(saved) & set(NETWORK_KEYS)
+    assert {"neutral_rotation", "eye_open_right", "gaze_right", "mouth_gap", "brow_left"} <= set(saved)
+
+
+def test_an_old_file_with_network_constants_loads_without_them(tmp_path):
+    # a file from an earlier version: its constants must not freeze today's
+    old = {"neutral_rotation": [0.0, 0.1, 0.0, 0.99498743710662], "eye_open_right": 0.31, "calibrated": True,
+           "head_depth_gain": 2.25, "gaze_gain": [0.1868, 0.1183], "gaze_parallax": [0.03, 0.09],
+           "gaze_yaw_rise": 0.03, "eye_closed_fraction": 0.53}
+    (tmp_path / "calibration.json").write_text(json.dumps(old))
+    cal = Calibration.load()
+    assert cal.calibrated and cal.eye_open_right == pytest.approx(0.31)
+    assert not any(hasattr(cal, k) for k in NETWORK_KEYS)
 
 
 def test_save_and_load_round_trip(tmp_path):
@@ -39,8 +62,8 @@ def test_save_and_load_round_trip(tmp_path):
     ('["a list"]', "not a JSON object"),
     ('{"eye_open_right": "wide"}', "eye_open_right"),
     ('{"neutral_rotation": [0, 0, 0, 7]}', "unit quaternion"),
-    ('{"gaze_gain": [1, NaN]}', "gaze_gain"),
-    ('{"head_depth_gain": 40}', "head_depth_gain"),
+    ('{"gaze_right": [1, NaN]}', "gaze_right"),
+    ('{"mouth_gap": "open"}', "mouth_gap"),
 ])
 def test_damaged_file_is_a_one_line_error_naming_the_file(tmp_path, content, needle):
     (tmp_path / "calibration.json").write_text(content)

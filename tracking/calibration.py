@@ -2,11 +2,12 @@
 
 ``Calibration`` holds the neutral head rotation, each eye's open lid ratio (the closed
 ratio follows as a measured fraction of it, since a neutral face shows no closed eyes),
-where each iris sits when looking at the camera, and the rest mouth and brows; plus the
-response gains of the networks (``solvers/response.json``). Uncalibrated defaults come
-from the neutral face model. ``FaceTracker.calibrate`` takes the median of ~1 s of
-frames; the result is saved as a small JSON file in the user config folder and loaded by
-every later run.
+where each iris sits when looking at the camera, and the rest mouth and brows: the user's
+own values only. The networks' constants (``solvers/response.py``) are never stored here,
+so an old file cannot pin old constants; keys older versions wrote are ignored on load.
+Uncalibrated defaults come from the neutral face model. ``FaceTracker.calibrate`` takes the
+median of ~1 s of frames; the result is saved as a small JSON file in the user config folder
+and loaded by every later run.
 """
 from __future__ import annotations
 
@@ -21,12 +22,6 @@ import numpy as np
 from .solvers.face_model import rest_values
 
 FILE_NAME = "calibration.json"
-RESPONSE_FILE = Path(__file__).with_name("solvers") / "response.json"
-
-
-def network_response() -> dict:
-    """Gains measured by ``tests/tools/fit_response.py``."""
-    return json.loads(RESPONSE_FILE.read_text(encoding="utf-8"))
 
 
 def config_dir() -> Path:
@@ -46,11 +41,6 @@ class Calibration:
     eye_open_left: float = 0.0
     gaze_right: tuple[float, float] = (0.0, 0.0)     # iris offset in the eye when looking at the camera
     gaze_left: tuple[float, float] = (0.0, 0.0)
-    head_depth_gain: float = 1.0                      # the network's depth under-read (solvers/head.py)
-    gaze_gain: tuple[float, float] = (0.4, 0.4)       # iris offset (eye widths) of a 90° turn
-    gaze_parallax: tuple[float, float] = (0.0, 0.0)   # iris offset per unit sine of head yaw, pitch
-    gaze_yaw_rise: float = 0.0                        # vertical iris offset per unit sine² of head yaw
-    eye_closed_fraction: float = 0.4
     mouth_gap: float = 0.0
     mouth_width: float = 0.0
     mouth_lift: float = 0.0
@@ -63,20 +53,13 @@ class Calibration:
     @classmethod
     def default(cls) -> "Calibration":
         r = rest_values()
-        resp = network_response()
         ratio = float(r["eye_ratio_open"])
         return cls(eye_open_right=ratio, eye_open_left=ratio,
                    gaze_right=tuple(float(v) for v in r["gaze_offset_right"]),
                    gaze_left=tuple(float(v) for v in r["gaze_offset_left"]),
-                   head_depth_gain=float(resp["head_depth_gain"]), gaze_gain=tuple(resp["gaze_gain"]),
-                   gaze_parallax=tuple(resp["gaze_parallax"]), gaze_yaw_rise=float(resp.get("gaze_yaw_rise", 0.0)),
-                   eye_closed_fraction=float(resp["eye_closed_fraction"]),
                    mouth_gap=float(r["mouth_gap"]), mouth_width=float(r["mouth_width"]),
                    mouth_lift=float(r["mouth_lift"]), brow_right=float(r["brow_right"]),
                    brow_left=float(r["brow_left"]))
-
-    def eye_closed(self, side: str) -> float:
-        return self.eye_closed_fraction * (self.eye_open_right if side == "right" else self.eye_open_left)
 
     # ---- persistence -------------------------------------------------------------
     def to_json(self) -> str:
@@ -84,7 +67,8 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Calibration":
-        """Validate a loaded dict: unknown keys ignored, wrong types or values rejected."""
+        """Validate a loaded dict: unknown keys (among them the network constants older versions
+        stored) ignored, wrong types or values rejected."""
         base = cls.default()
         out = asdict(base)
         for key, default in out.items():
@@ -96,16 +80,12 @@ class Calibration:
                         and all(isinstance(x, (int, float)) and math.isfinite(x) for x in v)):
                     raise ValueError(f"calibration key {key!r} must be a list of {len(default)} numbers")
                 v = tuple(float(x) for x in v)
-                if key == "gaze_gain" and min(v) <= 0:
-                    raise ValueError(f"calibration key {key!r} must be positive numbers")
             elif isinstance(default, bool):
                 v = bool(v)
             elif isinstance(default, (int, float)):
                 if not isinstance(v, (int, float)) or not math.isfinite(v):
                     raise ValueError(f"calibration key {key!r} must be a finite number")
                 v = type(default)(v)
-                if key == "head_depth_gain" and not 0.5 <= v <= 4.0:
-                    raise ValueError("calibration key 'head_depth_gain' must be between 0.5 and 4")
             out[key] = v
         q = np.array(out["neutral_rotation"])
         if not 0.9 < np.linalg.norm(q) < 1.1:

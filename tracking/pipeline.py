@@ -4,6 +4,17 @@ A steady face costs the landmark network and two iris passes per frame: the next
 frame's crop comes from this frame's landmarks, and the detector only runs again when
 the landmark network's face-presence score drops below ``presence_thresh`` (MediaPipe's
 tracking scheme). ``process`` accepts anything a source produces (see ``frames``).
+
+Finding a face (a still, the first frame, or after a loss) takes second looks where the
+first fails, because the networks are weakest on turned heads: the landmarks again on a
+crop re-centred on their own output (what the next video frame would get), the detector's
+second candidate, and the mirror image (neither network is mirror-symmetric; a profile
+one misses is often found mirrored). On the AFLW2000 dev set these take the found rate
+from 93.5 % to 95.5 % of 493 photos.
+
+``refine_stills`` (unrelated stills, where no time budget applies) reads each face once
+more on the crop its landmarks give, as a video frame is read, and averages that with
+the reading of the mirrored crop; a face neither reading accepts is not a face.
 """
 from __future__ import annotations
 
@@ -15,9 +26,15 @@ import numpy as np
 from ..models.detector import Detection, FaceDetector
 from ..models.iris import EyeResult, IrisLandmarker
 from ..models.landmarks import FaceLandmarker, roi_from_landmarks
+from ..models.landmarks import LandmarkResult
 from ..models.roi import RotatedRect
 from ..models.runtime import resolve_runtime
 from .frames import normalize_frame
+from .solvers.face_model import mirror_index
+
+# Detector candidates the landmark network is asked about, best first (a second face, or the
+# same face boxed differently, is sometimes the one it accepts).
+CANDIDATES = 2
 
 
 @dataclass
@@ -49,17 +66,20 @@ class FaceObservation:
 class FacePipeline:
     """Detector → landmarks → irises with tracking state between frames.
 
-    ``tracking=False`` forgets the previous face every frame (unrelated still images).
+    ``tracking=False`` forgets the previous face every frame (unrelated still images);
+    ``refine_stills`` adds the still-image reading described in the module docstring.
     """
 
     def __init__(self, runtime: str = "auto", threads: int = 1, presence_thresh: float = 0.5,
-                 decoder: str | None = None, tracking: bool = True):
+                 decoder: str | None = None, tracking: bool = True, refine_stills: bool = False):
         self.runtime = resolve_runtime(runtime)
         self.detector = FaceDetector(self.runtime, threads, decoder=decoder)
         self.landmarker = FaceLandmarker(self.runtime, threads)
         self.iris = IrisLandmarker(self.runtime, threads)
         self.presence_thresh = presence_thresh
         self.tracking = tracking
+        self.refine_stills = refine_stills
+        self._mirror = mirror_index()
         self._roi: RotatedRect | None = None
         self.frames = 0
         self.detector_runs = 0
@@ -85,16 +105,15 @@ class FacePipeline:
             if lm.presence >= self.presence_thresh:
                 obs = FaceObservation(True, lm.presence, False, None, lm.points, roi=lm.roi)
         if obs is None:
-            t = time.perf_counter()
-            dets = self.detector.detect(image)
+            found = self._acquire(image, times)
             self.detector_runs += 1
-            times.detect = (time.perf_counter() - t) * 1e3
-            if dets:
-                t = time.perf_counter()
-                lm = self.landmarker.run(image, dets[0].roi())
-                times.landmarks += (time.perf_counter() - t) * 1e3
-                if lm.presence >= self.presence_thresh:
-                    obs = FaceObservation(True, lm.presence, True, dets[0], lm.points, roi=lm.roi)
+            if found is not None:
+                lm, det = found
+                obs = FaceObservation(True, lm.presence, True, det, lm.points, roi=lm.roi)
+        if obs is not None and self.refine_stills and not self.tracking:
+            t = time.perf_counter()
+            obs = self._refine(image, obs)
+            times.landmarks += (time.perf_counter() - t) * 1e3
         if obs is None:
             self._roi = None
             times.total = (time.perf_counter() - t0) * 1e3
@@ -106,4 +125,45 @@ class FacePipeline:
         obs.image_size = (w, h)
         times.total = (time.perf_counter() - t0) * 1e3
         obs.times = times
+        return obs
+
+    def _look(self, image: np.ndarray, roi: RotatedRect, mirrored: bool) -> LandmarkResult | None:
+        """The landmarks in ``roi`` if the network calls them a face, else once more on the crop
+        their own points give (a detector box sits lower and looser than a tracking crop)."""
+        mirror = self._mirror if mirrored else None
+        lm = self.landmarker.run(image, roi, mirror)
+        if lm.presence < self.presence_thresh:
+            lm = self.landmarker.run(image, roi_from_landmarks(lm.points), mirror)
+        return lm if lm.presence >= self.presence_thresh else None
+
+    def _acquire(self, image: np.ndarray, times: StageTimes) -> tuple[LandmarkResult, Detection] | None:
+        """Detector, then landmarks on its best candidates; then the same on the mirrored frame
+        (its detections mapped back, the landmarks read from the mirrored crop)."""
+        for mirrored in (False, True):
+            t = time.perf_counter()
+            frame = np.ascontiguousarray(image[:, ::-1]) if mirrored else image
+            dets = self.detector.detect(frame)[:CANDIDATES]
+            t1 = time.perf_counter()
+            times.detect += (t1 - t) * 1e3
+            for det in dets:
+                if mirrored:
+                    det = det.mirrored(image.shape[1])
+                lm = self._look(image, det.roi(), mirrored)
+                if lm is not None:
+                    times.landmarks += (time.perf_counter() - t1) * 1e3
+                    return lm, det
+            times.landmarks += (time.perf_counter() - t1) * 1e3
+        return None
+
+    def _refine(self, image: np.ndarray, obs: FaceObservation) -> FaceObservation | None:
+        """A still's face read on its own landmarks' crop, plain and mirrored, and averaged;
+        ``None`` when neither reading is a face."""
+        roi = roi_from_landmarks(obs.landmarks)
+        reads = [lm for lm in (self.landmarker.run(image, roi), self.landmarker.run(image, roi, self._mirror))
+                 if lm.presence >= self.presence_thresh]
+        if not reads:
+            return None
+        obs.landmarks = reads[0].points if len(reads) == 1 else (reads[0].points + reads[1].points) * np.float32(0.5)
+        obs.confidence = max(lm.presence for lm in reads)
+        obs.roi = roi
         return obs

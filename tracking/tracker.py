@@ -19,8 +19,9 @@ from .frames import BadFrame
 from .pipeline import FaceObservation, FacePipeline
 from .solvers.face import RawFace, measure_face
 from .solvers.geometry import matrix_from_quat, quat_from_ypr, ypr_from_matrix
-from .solvers.eyes import gaze_angles, near_eye_weight, openness
-from .solvers.head import Camera, HeadPose
+from .solvers.eyes import far_eye_lean, gaze_angles, near_eye_weight, openness, visible_ratio
+from .solvers.head import Camera, HeadPose, RigidFit
+from .solvers.response import network_response
 from .solvers.mouth import BrowMeasure, MouthMeasure, brow_raise, mouth_shape
 from .state import VOWELS, FaceState
 
@@ -78,6 +79,8 @@ class FaceTracker:
         self.pipeline = pipeline or FacePipeline(runtime, threads)
         self.calibration = calibration or Calibration.default()
         self.options = options or TrackerOptions()
+        self.response = network_response()
+        self.fitter = RigidFit(self.response.head)
         self.filter = OneEuroFilter([self.options.filters[_group(c)] for c in CHANNELS])
         self._camera: Camera | None = None
         self._camera_size: tuple[int, int] | None = None
@@ -113,15 +116,12 @@ class FaceTracker:
         qs[qs @ qs[0] < 0] *= -1
         q = np.median(qs, axis=0)
         med = lambda f: float(np.median([f(s) for s in samples]))  # noqa: E731
-        old = self.calibration
         self.calibration = Calibration(
             neutral_rotation=tuple(float(v) for v in q / np.linalg.norm(q)),
-            eye_open_right=med(lambda s: s.right.ratio), eye_open_left=med(lambda s: s.left.ratio),
+            eye_open_right=med(lambda s: visible_ratio(s.right.ratio, s.view_yaw, True, self.response.eyes)),
+            eye_open_left=med(lambda s: visible_ratio(s.left.ratio, s.view_yaw, False, self.response.eyes)),
             gaze_right=(med(lambda s: s.right.offset[0]), med(lambda s: s.right.offset[1])),
             gaze_left=(med(lambda s: s.left.offset[0]), med(lambda s: s.left.offset[1])),
-            head_depth_gain=old.head_depth_gain, gaze_gain=old.gaze_gain, gaze_parallax=old.gaze_parallax,
-            gaze_yaw_rise=old.gaze_yaw_rise,
-            eye_closed_fraction=old.eye_closed_fraction,
             mouth_gap=med(lambda s: s.mouth.gap), mouth_width=med(lambda s: s.mouth.width),
             mouth_lift=med(lambda s: s.mouth.corner_lift),
             brow_right=med(lambda s: s.brows.right), brow_left=med(lambda s: s.brows.left),
@@ -137,13 +137,15 @@ class FaceTracker:
             self._camera_size = (width, height)
         return self._camera
 
-    def measure(self, obs: FaceObservation) -> RawFace | None:
+    def measure(self, obs: FaceObservation, still: bool = False) -> RawFace | None:
+        """Raw measurements of one observation. ``still``: an unrelated photo, whose head pose
+        is taken relative to its image plane (``RigidFit.solve``)."""
         if not obs.found:
             return None
         cam = self.camera_for(*obs.image_size)
         return measure_face(obs.landmarks, (obs.right_eye.contour, obs.right_eye.iris),
-                            (obs.left_eye.contour, obs.left_eye.iris), cam,
-                            self.options.head_method, self._last_pose, self.calibration.head_depth_gain)
+                            (obs.left_eye.contour, obs.left_eye.iris), cam, self.fitter,
+                            self.options.head_method, self._last_pose, view=not still)
 
     def values(self, raw: RawFace, stateful: bool = True) -> np.ndarray:
         """Calibrated channel vector of one raw measurement (before filtering)."""
@@ -154,9 +156,8 @@ class FaceTracker:
         yaw, pitch, roll = ypr_from_matrix(self._neutral_inverse() @ raw.pose.rotation)
         v[0:3] = yaw, pitch, roll
         v[3:6] = raw.pose.translation
-        open_r = openness(raw.right.ratio, cal.eye_closed("right"), cal.eye_open_right)
-        open_l = openness(raw.left.ratio, cal.eye_closed("left"), cal.eye_open_left)
-        v[6:10] = self._gaze(raw, yaw, pitch, open_r, open_l, stateful) * 2
+        open_r, open_l = self._openness(raw)
+        v[6:10] = self._gaze(raw, open_r, open_l, stateful) * 2
         v[10], v[11] = open_r, open_l
         shape = mouth_shape(raw.mouth, MouthMeasure(cal.mouth_gap, cal.mouth_width, cal.mouth_lift))
         v[12] = shape.open
@@ -171,26 +172,40 @@ class FaceTracker:
             self._neutral_q, self._neutral_inv = q, matrix_from_quat(q).T
         return self._neutral_inv
 
-    def _gaze(self, raw: RawFace, head_yaw: float, head_pitch: float, open_r: float, open_l: float,
-              stateful: bool) -> tuple[float, float]:
+    def _openness(self, raw: RawFace) -> tuple[float, float]:
+        """Each eye's openness as a frontal eye would read, the far eye leaning on the near
+        one on a turned head (``solvers.eyes``)."""
+        cal, eyes, vy = self.calibration, self.response.eyes, raw.view_yaw
+        closed = eyes.closed_fraction
+        open_r = openness(visible_ratio(raw.right.ratio, vy, True, eyes), closed * cal.eye_open_right, cal.eye_open_right)
+        open_l = openness(visible_ratio(raw.left.ratio, vy, False, eyes), closed * cal.eye_open_left, cal.eye_open_left)
+        lean = far_eye_lean(vy, eyes)
+        if lean > 0.0:
+            if vy > 0.0:                     # the right eye is the near one
+                open_l += lean * (open_r - open_l)
+            else:
+                open_r += lean * (open_l - open_r)
+        return open_r, open_l
+
+    def _gaze(self, raw: RawFace, open_r: float, open_l: float, stateful: bool) -> tuple[float, float]:
         """One gaze for both eyes (eyes move together): the iris offsets merged with the near
         eye favoured; a closing eye's iris is hidden, so it does not count (in a wink the
         closed eye follows the open one); with both closing, the last open gaze holds."""
         cal = self.calibration
         thr = self.options.blink_threshold
-        w_r = near_eye_weight(head_yaw) * (open_r >= thr)
-        w_l = (1.0 - near_eye_weight(head_yaw)) * (open_l >= thr)
+        near = near_eye_weight(raw.view_yaw, self.response.eyes)
+        w_r = near * (open_r >= thr)
+        w_l = (1.0 - near) * (open_l >= thr)
         if w_r + w_l <= 0.0:
             return self._held_gaze if stateful else (0.0, 0.0)
         dx = (w_r * (raw.right.offset[0] - cal.gaze_right[0]) + w_l * (raw.left.offset[0] - cal.gaze_left[0])) / (w_r + w_l)
         dy = (w_r * (raw.right.offset[1] - cal.gaze_right[1]) + w_l * (raw.left.offset[1] - cal.gaze_left[1])) / (w_r + w_l)
-        # the cornea's parallax: a turned head shifts the iris in the eye's image by itself
-        dx -= cal.gaze_parallax[0] * math.sin(math.radians(head_yaw))
-        dy -= cal.gaze_parallax[1] * math.sin(math.radians(head_pitch))
-        # a turned head tilts the eye's corner line in the image (the corners sit at different
-        # depths), which reads as the iris rising whichever way the head turns
-        dy -= cal.gaze_yaw_rise * math.sin(math.radians(head_yaw)) ** 2
-        gaze = gaze_angles((dx, dy), cal.gaze_gain)
+        # the iris stands in front of the eye corners: seen from above or below it shifts by
+        # itself; and a turned head tilts the corner line, which reads as the iris rising
+        eyes = self.response.eyes
+        dy -= eyes.gaze_parallax * math.sin(math.radians(raw.view_pitch))
+        dy -= eyes.gaze_yaw_rise * math.sin(math.radians(raw.view_yaw)) ** 2
+        gaze = gaze_angles((dx, dy), eyes.gaze_gain)
         if stateful:
             self._held_gaze = gaze
         return gaze
@@ -209,7 +224,7 @@ class FaceTracker:
 
     def update(self, obs: FaceObservation, t: float | None, index: int, path: str | None = None,
                independent: bool = False) -> FaceState:
-        raw = self.measure(obs) if obs.found else None
+        raw = self.measure(obs, still=independent) if obs.found else None
         self.last_raw = raw
         if raw is not None and not independent:
             self._last_pose = raw.pose

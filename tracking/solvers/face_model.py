@@ -35,6 +35,19 @@ def neutral_face() -> np.ndarray:
 
 
 @lru_cache(maxsize=1)
+def mirror_index() -> np.ndarray:
+    """(468,) the mesh's left/right permutation: point ``mirror[k]`` is point ``k``'s mirror
+    image (midline points map to themselves). Read off the neutral face, which is symmetric
+    by construction: each point's reflection lands on its twin."""
+    pts = neutral_face()
+    d = (((pts * (-1.0, 1.0, 1.0))[:, None, :] - pts[None, :, :]) ** 2).sum(axis=2)
+    mirror = d.argmin(axis=1)
+    if not np.array_equal(mirror[mirror], np.arange(len(pts))):
+        raise RuntimeError(f"{MODEL_FILE.name} is not left/right symmetric: rebuild it with tests/tools/make_face_model.py")
+    return mirror
+
+
+@lru_cache(maxsize=1)
 def rest_values() -> dict[str, np.ndarray]:
     """The photographed faces' rest measurements (eye ratio, iris offsets, mouth, brows):
     the uncalibrated defaults."""
