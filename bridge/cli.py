@@ -164,7 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True)
     ex.add_argument("--model-name", default="OpenVtuber")
 
-    ac = sub.add_parser("accuracy", help="solver accuracy on synthetic clips with known answers")
+    ac = sub.add_parser("accuracy", help="head-pose accuracy on labelled real photos, and the solvers' shape on "
+                                         "synthetic clips with known answers")
+    ac.add_argument("--real", metavar="DIR", help="a folder of photos with labels.csv (AFLW2000-3D layout): "
+                                                  "print only its table")
     ac.add_argument("--json", action="store_true", help="print one JSON object")
     ac.add_argument("--uncalibrated", action="store_true", help="use the defaults instead of calibrating first")
 
@@ -246,9 +249,13 @@ def _dispatch(args: argparse.Namespace) -> int:
               + (f", {skipped} malformed lines skipped" if skipped else ""), file=sys.stderr)
         return 0
     if args.command == "accuracy":
+        from ..tracking.real_faces import LabelsError
         from .accuracy import main_accuracy
 
-        return main_accuracy(args.json, args.uncalibrated)
+        try:
+            return main_accuracy(args.json, args.uncalibrated, args.real)
+        except LabelsError as e:          # a folder without usable labels: one line
+            raise SourceErrorLike(str(e)) from None
     if args.command == "doctor":
         from .doctor import main_doctor
 

@@ -221,7 +221,7 @@ class Bridge:
         else:
             pipeline = FacePipeline(opts.runtime, opts.threads)   # models first: fail before a camera turns on
             self.source = open_source(opts.source, realtime=opts.realtime, on_status=status.message)
-            pipeline.tracking = not self.source.independent_frames
+            pipeline.read_stills(self.source.independent_frames)
             self.tracker = FaceTracker(pipeline, calibration=load_calibration(status.message))
             if opts.calibrate:
                 status.message("calibrating: look at the camera with a relaxed face for a second")

@@ -107,7 +107,7 @@ def run_track(opts: TrackOptions, status: StatusLine | None = None) -> TrackSumm
     status = status or StatusLine()
     pipeline = FacePipeline(opts.runtime, opts.threads)     # models first: fail before a camera turns on
     source = open_source(opts.source, loop=opts.loop, realtime=opts.realtime, on_status=status.message)
-    pipeline.tracking = not source.independent_frames
+    pipeline.read_stills(source.independent_frames)
     tracker = FaceTracker(pipeline, calibration=load_calibration(status.message))
     stills = source.independent_frames
     if opts.calibrate:

@@ -88,6 +88,12 @@ class FacePipeline:
         """Forget the tracked face: the next frame runs the detector."""
         self._roi = None
 
+    def read_stills(self, stills: bool) -> None:
+        """Set the pipeline for a source: unrelated stills (an image folder) are each read on
+        their own and refined; video frames are tracked."""
+        self.tracking = not stills
+        self.refine_stills = stills
+
     def process(self, image: np.ndarray) -> FaceObservation:
         """Track one frame. Raises ``frames.BadFrame`` for frames that cannot be used."""
         t0 = time.perf_counter()

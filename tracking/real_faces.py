@@ -27,6 +27,10 @@ AXES = ("yaw", "pitch", "roll")
 WITHIN_DEG = 45.0
 
 
+class LabelsError(ValueError):
+    """A labelled folder that cannot be scored: one line saying why."""
+
+
 @dataclass(frozen=True)
 class LabelledFace:
     """One photo: its file name, its label in the project's convention and in the dataset's order."""
@@ -37,22 +41,22 @@ class LabelledFace:
 
 
 def read_labels(folder: str | Path) -> list[LabelledFace]:
-    """The folder's ``labels.csv``; a missing file or column raises ``ValueError`` in one line."""
+    """The folder's ``labels.csv``; a missing file or column raises ``LabelsError`` in one line."""
     path = Path(folder) / LABELS_FILE
     try:
         with path.open(newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
     except OSError as e:
-        raise ValueError(f"{path}: cannot read the labels ({e.strerror or e})") from None
+        raise LabelsError(f"{path}: cannot read the labels ({e.strerror or e})") from None
     out = []
     for n, row in enumerate(rows, start=2):
         try:
             out.append(LabelledFace(row["file"], tuple(float(row[k]) for k in AXES),
                                     tuple(float(row[f"aflw_order_{k}"]) for k in AXES)))
         except (KeyError, TypeError, ValueError):
-            raise ValueError(f"{path}:{n}: needs file, yaw, pitch, roll and aflw_order_* numbers") from None
+            raise LabelsError(f"{path}:{n}: needs file, yaw, pitch, roll and aflw_order_* numbers") from None
     if not out:
-        raise ValueError(f"{path}: no labelled photos")
+        raise LabelsError(f"{path}: no labelled photos")
     return out
 
 
