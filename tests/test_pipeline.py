@@ -115,3 +115,37 @@ def test_roi_crop_and_projection_are_inverse():
             x, y = project(np.array([[u, v]], np.float32), m)[0]
             ref = cv2.getRectSubPix(image, (1, 1), (float(x), float(y)))[0, 0]
             assert np.abs(ref.astype(int) - mp_patch[v, u].astype(int)).max() <= 2
+
+
+def test_a_mirrored_detection_maps_back_to_the_unmirrored_frame(astronaut_vga, litert_pipeline):
+    det = litert_pipeline.detector.detect(astronaut_vga)[0]
+    back = litert_pipeline.detector.detect(np.ascontiguousarray(astronaut_vga[:, ::-1]))[0].mirrored(640)
+    tol = 0.1 * (det.box[2] - det.box[0])                  # the detector is not mirror-symmetric itself
+    assert np.allclose(back.box, det.box, atol=tol)
+    assert np.allclose(back.keypoints, det.keypoints, atol=tol)          # the right eye is the right eye again
+    assert back.keypoints[0, 0] < back.keypoints[1, 0]                    # ... on the image's left
+
+
+def test_the_mirrored_crop_reads_the_same_face_in_the_persons_own_order(astronaut_vga, litert_pipeline):
+    from openvtuber.models.landmarks import roi_from_landmarks
+    from openvtuber.tracking.solvers.face_model import mirror_index
+
+    mirror = mirror_index()
+    assert np.array_equal(mirror[mirror], np.arange(468)) and mirror[33] == 263 and mirror[1] == 1
+    plain = litert_pipeline.process(astronaut_vga).landmarks
+    roi = roi_from_landmarks(plain)
+    lm = litert_pipeline.landmarker.run(astronaut_vga, roi, mirror)
+    assert lm.presence > 0.9
+    assert np.median(np.linalg.norm(lm.points[:, :2] - plain[:, :2], axis=1)) < 2.0
+
+
+def test_stills_are_refined_and_averaged_with_their_mirror_reading(astronaut_vga):
+    pipe = FacePipeline(tracking=False)
+    plain = pipe.process(astronaut_vga)
+    pipe.read_stills(True)
+    refined = pipe.process(astronaut_vga)
+    assert refined.found and not pipe.tracking
+    shift = np.linalg.norm(refined.landmarks[:, :2] - plain.landmarks[:, :2], axis=1)
+    assert 0.0 < np.median(shift) < 3.0                   # a second opinion on the same face, not another face
+    blank = np.full_like(astronaut_vga, 90)
+    assert not pipe.process(blank).found

@@ -28,21 +28,20 @@ It rewrites the ``eye_*`` and ``gaze_gain`` entries of ``tracking/solvers/respon
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 from fetch_media import media_path
 
+from openvtuber.bridge.accuracy import DEV_SET
 from openvtuber.tracking.calibration import Calibration
 from openvtuber.tracking.pipeline import FacePipeline
 from openvtuber.tracking.real_faces import read_labels
-from openvtuber.tracking.solvers.response import RESPONSE_FILE
+from openvtuber.tracking.solvers.response import RESPONSE_FILE, read_entries, write_entries
 from openvtuber.tracking.sources import open_source
 from openvtuber.tracking.sources.images import ImageFolderSource
 from openvtuber.tracking.tracker import FaceTracker
 
-DEV = Path(__file__).resolve().parents[3] / "shared" / "data" / "aflw2000-dev"
 BIN = 10.0
 # (video, frames with open eyes for the reference, blinks as (first, last + 1) frame), by looking
 BLINKS = {"pexels_woman": ((300, 380), [(246, 251), (286, 291), (384, 390)]),
@@ -94,7 +93,7 @@ def crossing(xs: np.ndarray, ys: np.ndarray, level: float) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--dev", type=Path, default=DEV)
+    ap.add_argument("--dev", type=Path, default=DEV_SET)
     args = ap.parse_args()
     m = measurements(args.dev)
     yaw, pitch, rr, rl = m[:, 0], m[:, 1], m[:, 2], m[:, 3]
@@ -134,8 +133,7 @@ def main() -> None:
     print(f"far eye leans on the near one from {lean[0]:.1f}° to {lean[1]:.1f}°; "
           f"gaze gain {gain:.3f} from {int(sel.sum())} photos, vertical parallax {parallax:.3f} from {int(sel_p.sum())}, "
           f"rise {rise:.3f} from {int(sel_r.sum())}; an eye reads shut at {closed:.2f} of open")
-    resp = json.loads(RESPONSE_FILE.read_text(encoding="utf-8"))
-    weights = resp.pop("head_weights")
+    resp = read_entries()
     resp.update({
         "eye_ratio_yaw": centres, "eye_ratio_near": [round(v, 3) for v in ratio_near],
         "eye_ratio_far": [round(v, 3) for v in ratio_far], "eye_lean": [round(v, 1) for v in lean],
@@ -144,8 +142,7 @@ def main() -> None:
         "eye_source": f"tests/tools/fit_eyes.py on {args.dev.name} ({len(m)} found photos) and the blinks "
                       f"of the package videos",
     })
-    text = json.dumps(resp, indent=1)[:-2] + f',\n "head_weights": {json.dumps(weights)}\n}}\n'
-    RESPONSE_FILE.write_text(text, encoding="utf-8")
+    write_entries(resp)
     print(f"wrote {RESPONSE_FILE}")
 
 

@@ -22,7 +22,6 @@ the error over all found faces without raising the ±45° figure by more than 0.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
@@ -30,14 +29,14 @@ import cv2
 import numpy as np
 from scipy.optimize import minimize
 
+from openvtuber.bridge.accuracy import DEV_SET
 from openvtuber.tracking.pipeline import FacePipeline
 from openvtuber.tracking.real_faces import read_labels, within
 from openvtuber.tracking.solvers.face_model import neutral_face
 from openvtuber.tracking.solvers.geometry import FLIP, rot_x
-from openvtuber.tracking.solvers.response import RESPONSE_FILE
+from openvtuber.tracking.solvers.response import RESPONSE_FILE, read_entries, write_entries
 from openvtuber.tracking.sources.images import ImageFolderSource
 
-DEV = Path(__file__).resolve().parents[3] / "shared" / "data" / "aflw2000-dev"
 REGIONS = 16
 FOLDS = 5
 
@@ -135,7 +134,7 @@ def report(name: str, e: np.ndarray, inside: np.ndarray) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--dev", type=Path, default=DEV)
+    ap.add_argument("--dev", type=Path, default=DEV_SET)
     args = ap.parse_args()
     obs, labels, inside = observations(args.dev)
     fit = Fit(neutral_face(), regions(neutral_face()))
@@ -158,7 +157,7 @@ def main() -> None:
     _, weights, depth_gain = fit.unpack(x)
     weights = weights / weights.max()
     weights[weights < 1e-3] = 0.0
-    resp = json.loads(RESPONSE_FILE.read_text(encoding="utf-8"))
+    resp = read_entries()
     resp.update({
         "head_model_pitch": round(float(x[0]), 3),
         "head_depth_gain": round(depth_gain, 4),
@@ -167,9 +166,7 @@ def main() -> None:
         "head_source": f"tests/tools/fit_head.py on {args.dev.name} ({len(obs)} found photos); "
                        f"{FOLDS}-fold CV MAE° within ±45° {cv[inside].mean():.2f}, all found {cv.mean():.2f}",
     })
-    weights_json = json.dumps(resp.pop("head_weights"))          # one line, not 468
-    RESPONSE_FILE.write_text(json.dumps(resp, indent=1)[:-2] + f',\n "head_weights": {weights_json}\n}}\n',
-                             encoding="utf-8")
+    write_entries(resp)
     print(f"model pitch {x[0]:+.2f}°, depth gain {depth_gain:.3f}, yaw knee {knee:.1f}° gain {gain:.2f}, "
           f"{int((weights > 0).sum())} of 468 points weighted; wrote {RESPONSE_FILE}")
 

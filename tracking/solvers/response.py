@@ -56,10 +56,23 @@ class Response:
     eyes: EyeResponse
 
 
+def read_entries() -> dict:
+    """``response.json`` as it is on disk (for the tools that measure and rewrite it)."""
+    return json.loads(RESPONSE_FILE.read_text(encoding="utf-8"))
+
+
+def write_entries(entries: dict) -> None:
+    """Rewrite ``response.json``, the 468 head weights on one line at the end."""
+    entries = dict(entries)
+    weights = json.dumps(entries.pop("head_weights"))
+    RESPONSE_FILE.write_text(json.dumps(entries, indent=1)[:-2] + f',\n "head_weights": {weights}\n}}\n',
+                             encoding="utf-8")
+
+
 @lru_cache(maxsize=1)
 def network_response() -> Response:
     """The measured constants (read once)."""
-    d = json.loads(RESPONSE_FILE.read_text(encoding="utf-8"))
+    d = read_entries()
     head = HeadResponse(tuple(float(v) for v in d["head_weights"]), float(d["head_model_pitch"]),
                         float(d["head_depth_gain"]), float(d["head_yaw_knee"]), float(d["head_yaw_gain"]))
     floats = lambda key: tuple(float(v) for v in d[key])  # noqa: E731
