@@ -10,6 +10,7 @@ a user would or, with ``--uncalibrated``, for the defaults.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from dataclasses import asdict
 from pathlib import Path
@@ -26,10 +27,11 @@ DEV_SET = Path(__file__).resolve().parents[2] / "shared" / "data" / "aflw2000-de
 def run_real(folder: Path) -> dict:
     """Every labelled photo of ``folder`` tracked on its own, as ``openvtuber track`` reads stills."""
     faces = rf.read_labels(folder)
-    pipeline = FacePipeline(tracking=False)
-    pipeline.read_stills(True)
-    report = rf.score(faces, rf.track_photos(folder, faces, FaceTracker(pipeline)))
-    return {"folder": str(folder), **asdict(report)}
+    states = rf.track_photos(folder, faces, FaceTracker(FacePipeline(tracking=False, refine_stills=True)))
+    report = asdict(rf.score(faces, states))
+    for key in ("mae_all", "mae_within"):            # no photo found: null, not NaN, in the JSON
+        report[key] = {k: (None if math.isnan(v) else v) for k, v in report[key].items()}
+    return {"folder": str(folder), **report}
 
 
 def run_synthetic(calibrated: bool = True) -> dict:
@@ -50,7 +52,8 @@ def run_synthetic(calibrated: bool = True) -> dict:
 
 
 def format_real(r: dict) -> str:
-    report = rf.RealReport(r["photos"], r["found"], r["mae_all"], r["within"], r["mae_within"])
+    nan = lambda d: {k: math.nan if v is None else v for k, v in d.items()}  # noqa: E731
+    report = rf.RealReport(r["photos"], r["found"], nan(r["mae_all"]), r["within"], nan(r["mae_within"]))
     return rf.format_report(report, f"real faces ({r['folder']})")
 
 

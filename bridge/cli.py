@@ -169,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     ac.add_argument("--real", metavar="DIR", help="a folder of photos with labels.csv (AFLW2000-3D layout): "
                                                   "print only its table")
     ac.add_argument("--json", action="store_true", help="print one JSON object")
-    ac.add_argument("--uncalibrated", action="store_true", help="use the defaults instead of calibrating first")
+    ac.add_argument("--uncalibrated", action="store_true", help="synthetic clips: use the defaults instead of "
+                                                                "calibrating first")
 
     dr = sub.add_parser("doctor", help="check this machine: packages, models, runtime speed, cameras, browser "
                                        "and WebGL, virtual camera, ports, config file")

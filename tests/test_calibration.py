@@ -116,3 +116,16 @@ def test_calibrating_with_the_camera_off_to_the_side_keeps_nods_clean():
         rolls.append(abs(states[-1].roll))
         assert (states[-1].pitch > 5.0) == (nod > 0)
     assert max(rolls) < 4.0
+
+
+def test_gaze_reads_straight_at_the_pose_the_user_calibrated_in():
+    """A camera below the eyes sees the neutral face pitched: the iris parallax of that view is
+    part of the calibrated neutral, so back at that pose the gaze is straight, not shifted twice."""
+    from openvtuber.tracking.sources.synthetic import FacePose as P
+
+    for pose in (P(pitch=-15.0), P(yaw=20.0, pitch=10.0)):
+        tracker = ev.default_tracker()
+        tracker.calibrate(15)
+        states, _ = ev.run_clip([pose] * 22, tracker)
+        assert tracker.calibration.calibrated
+        assert abs(states[-1].gaze_left_pitch) < 1.5 and abs(states[-1].gaze_left_yaw) < 1.5

@@ -149,3 +149,20 @@ def test_stills_are_refined_and_averaged_with_their_mirror_reading(astronaut_vga
     assert 0.0 < np.median(shift) < 3.0                   # a second opinion on the same face, not another face
     blank = np.full_like(astronaut_vga, 90)
     assert not pipe.process(blank).found
+
+
+def test_a_lost_face_in_video_costs_one_detector_run_a_frame_plain_and_mirrored_in_turns():
+    pipe = FacePipeline(tracking=True)
+    seen = []
+    detect = pipe.detector.detect
+    pipe.detector.detect = lambda frame: seen.append(frame.copy()) or detect(frame)
+    rng = np.random.default_rng(1)
+    empty = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    for _ in range(4):
+        assert not pipe.process(empty).found
+    assert len(seen) == 4
+    assert [np.array_equal(f, empty[:, ::-1]) for f in seen] == [False, True, False, True]
+    still = FacePipeline(tracking=False)
+    still.detector.detect = lambda frame: seen.append(frame) or detect(frame)
+    seen.clear()
+    assert not still.process(empty).found and len(seen) == 2        # a still gets both looks at once

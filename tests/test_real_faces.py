@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import socket
 import subprocess
 import sys
@@ -39,6 +40,11 @@ OPEN_EYES_TURNED = [f"image{n}.jpg" for n in (
     "04036").split()]
 
 
+def _own_config(tmp_path) -> dict:
+    """The CLI's environment without the user's settings or calibration."""
+    return {**os.environ, "OPENVTUBER_CONFIG_DIR": str(tmp_path / "config")}
+
+
 @pytest.fixture(scope="module")
 def faces() -> list[rf.LabelledFace]:
     return rf.read_labels(DEV_SET)
@@ -47,9 +53,7 @@ def faces() -> list[rf.LabelledFace]:
 @pytest.fixture(scope="module")
 def states(faces):
     """Every dev-set photo as ``openvtuber track`` reads a folder of stills."""
-    pipeline = FacePipeline(tracking=False)
-    pipeline.read_stills(True)
-    return rf.track_photos(DEV_SET, faces, FaceTracker(pipeline))
+    return rf.track_photos(DEV_SET, faces, FaceTracker(FacePipeline(tracking=False, refine_stills=True)))
 
 
 def test_the_euler_order_is_designs_and_the_datasets_labels_agree_with_it(faces):
@@ -80,7 +84,7 @@ def test_track_writes_what_is_scored(tmp_path, faces, states):
     """``openvtuber track DIR --jsonl`` gives the same found set and angles as the report."""
     out = tmp_path / "dev.jsonl"
     proc = subprocess.run([*CLI, "track", str(DEV_SET), "--jsonl", str(out)], capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, env=_own_config(tmp_path))
     assert proc.returncode == 0, proc.stderr
     records = {r["path"]: r for r in map(json.loads, out.read_text().splitlines())}
     for face, st in zip(faces, states):
@@ -121,7 +125,8 @@ def test_run_on_turned_faces_sends_no_winks_over_vmc(tmp_path):
     sock.settimeout(0.5)
     port = sock.getsockname()[1]
     proc = subprocess.Popen([*CLI, "run", "--source", str(folder), "--vmc", f"127.0.0.1:{port}", "--no-page",
-                             "--no-vcam"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--no-vcam"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_own_config(tmp_path))
     frames = []
     try:
         while True:

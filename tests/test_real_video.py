@@ -2,7 +2,9 @@
 ``make media``), tracked frame by frame as a webcam is, through the filters.
 
 * pexels_woman: crying with her eyes shut for 6 s, then laughing; blinks at frames 248, 288 and
-  386 (2–6 frames at 24 fps), chosen by looking; her head turned up to 15° from the camera.
+  386 (2–6 frames at 24 fps), chosen by looking (``fit_eyes.py`` reads how deep these blinks go to
+  set the level that reads shut: this test checks that the filters pass them); her head turned
+  up to 25°, 15° from the camera's line of sight to her.
 * webcam_man: talking to a webcam, looking at it; eyes shut at frames 98–118, a blink at 426.
 """
 from __future__ import annotations

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .solvers.geometry import matrix_from_ypr
+from .sources.base import Frame
 from .sources.images import ImageFolderSource
 from .state import FaceState
 
@@ -51,6 +52,8 @@ def read_labels(folder: str | Path) -> list[LabelledFace]:
     out = []
     for n, row in enumerate(rows, start=2):
         try:
+            if not row["file"]:
+                raise ValueError("no file name")
             out.append(LabelledFace(row["file"], tuple(float(row[k]) for k in AXES),
                                     tuple(float(row[f"aflw_order_{k}"]) for k in AXES)))
         except (KeyError, TypeError, ValueError):
@@ -113,16 +116,13 @@ def score(faces: list[LabelledFace], states: list[FaceState | None]) -> RealRepo
 
 
 def track_photos(folder: str | Path, faces: list[LabelledFace], tracker) -> list[FaceState | None]:  # noqa: ANN001
-    """Each labelled photo tracked on its own (``None`` where the file does not decode).
-    ``tracker``: a ``FaceTracker`` whose pipeline reads stills (``tracking=False``)."""
+    """Each labelled photo tracked on its own (``None`` where the file does not decode; a photo
+    the pipeline cannot use is a miss). ``tracker``: a ``FaceTracker`` whose pipeline reads
+    stills (``tracking=False``)."""
     states: list[FaceState | None] = []
     for i, face in enumerate(faces):
         image = ImageFolderSource.read(Path(folder) / face.file)
-        if image is None:
-            states.append(None)
-            continue
-        obs = tracker.pipeline.process(image)
-        states.append(tracker.update(obs, None, i, face.file, independent=True))
+        states.append(None if image is None else tracker.process(Frame(i, None, image, path=face.file), independent=True))
     return states
 
 

@@ -19,7 +19,7 @@ from .frames import BadFrame
 from .pipeline import FaceObservation, FacePipeline
 from .solvers.face import RawFace, measure_face
 from .solvers.geometry import matrix_from_quat, quat_from_ypr, ypr_from_matrix
-from .solvers.eyes import far_eye_lean, gaze_angles, near_eye_weight, openness, visible_ratio
+from .solvers.eyes import far_eye_lean, gaze_angles, near_eye_weight, openness, view_shift, visible_ratio
 from .solvers.head import Camera, HeadPose, RigidFit
 from .solvers.response import network_response
 from .solvers.mouth import BrowMeasure, MouthMeasure, brow_raise, mouth_shape
@@ -120,8 +120,8 @@ class FaceTracker:
             neutral_rotation=tuple(float(v) for v in q / np.linalg.norm(q)),
             eye_open_right=med(lambda s: visible_ratio(s.right.ratio, s.view_yaw, True, self.response.eyes)),
             eye_open_left=med(lambda s: visible_ratio(s.left.ratio, s.view_yaw, False, self.response.eyes)),
-            gaze_right=(med(lambda s: s.right.offset[0]), med(lambda s: s.right.offset[1])),
-            gaze_left=(med(lambda s: s.left.offset[0]), med(lambda s: s.left.offset[1])),
+            gaze_right=(med(lambda s: s.right.offset[0]), med(lambda s: s.right.offset[1] - self._view_shift(s))),
+            gaze_left=(med(lambda s: s.left.offset[0]), med(lambda s: s.left.offset[1] - self._view_shift(s))),
             mouth_gap=med(lambda s: s.mouth.gap), mouth_width=med(lambda s: s.mouth.width),
             mouth_lift=med(lambda s: s.mouth.corner_lift),
             brow_right=med(lambda s: s.brows.right), brow_left=med(lambda s: s.brows.left),
@@ -187,6 +187,9 @@ class FaceTracker:
                 open_r += lean * (open_l - open_r)
         return open_r, open_l
 
+    def _view_shift(self, raw: RawFace) -> float:
+        return view_shift(raw.view_yaw, raw.view_pitch, self.response.eyes)
+
     def _gaze(self, raw: RawFace, open_r: float, open_l: float, stateful: bool) -> tuple[float, float]:
         """One gaze for both eyes (eyes move together): the iris offsets merged with the near
         eye favoured; a closing eye's iris is hidden, so it does not count (in a wink the
@@ -200,12 +203,8 @@ class FaceTracker:
             return self._held_gaze if stateful else (0.0, 0.0)
         dx = (w_r * (raw.right.offset[0] - cal.gaze_right[0]) + w_l * (raw.left.offset[0] - cal.gaze_left[0])) / (w_r + w_l)
         dy = (w_r * (raw.right.offset[1] - cal.gaze_right[1]) + w_l * (raw.left.offset[1] - cal.gaze_left[1])) / (w_r + w_l)
-        # the iris stands in front of the eye corners: seen from above or below it shifts by
-        # itself; and a turned head tilts the corner line, which reads as the iris rising
-        eyes = self.response.eyes
-        dy -= eyes.gaze_parallax * math.sin(math.radians(raw.view_pitch))
-        dy -= eyes.gaze_yaw_rise * math.sin(math.radians(raw.view_yaw)) ** 2
-        gaze = gaze_angles((dx, dy), eyes.gaze_gain)
+        dy -= self._view_shift(raw)          # the calibrated neutral has its own taken off
+        gaze = gaze_angles((dx, dy), self.response.eyes.gaze_gain)
         if stateful:
             self._held_gaze = gaze
         return gaze

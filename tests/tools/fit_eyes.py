@@ -22,8 +22,9 @@ It rewrites the ``eye_*`` and ``gaze_gain`` entries of ``tracking/solvers/respon
   the gain measured is their net.)
 * ``gaze_parallax``: under the same assumption the vertical offset falls with the head's pitch by
   less than the gain; the difference is the iris standing in front of the eye corners.
-* ``gaze_yaw_rise``: what is left of the vertical offset per unit sine² of head yaw (the corner
-  line tilts on a turned head), median over photos turned more than 20°.
+* ``gaze_yaw_rise``: what is left of the vertical offset, once the look at the camera and the
+  parallax are taken off, per unit sine² of head yaw (the corner line tilts on a turned head),
+  median over photos turned more than 20°.
 """
 from __future__ import annotations
 
@@ -125,8 +126,9 @@ def main() -> None:
     sel_p = (np.abs(yaw) < 20) & (np.abs(vp) > 8) & (np.abs(vp) < 30)
     parallax = gain + float(np.median(dy[sel_p] / np.sin(np.radians(vp[sel_p]))))
     # a turned head tilts the corner line (the corners sit at different depths): the iris reads
-    # as rising whichever way the head turns, with the square of the sine of the yaw
-    rest = dy - parallax * np.sin(np.radians(vp))
+    # as rising whichever way the head turns, with the square of the sine of the yaw; what is
+    # left once the look at the camera and the parallax are taken off
+    rest = dy - (parallax - gain) * np.sin(np.radians(vp))
     sel_r = (np.abs(yaw) > 20) & (np.abs(vp) < 20)
     rise = float(np.median(rest[sel_r] / np.sin(np.radians(yaw[sel_r])) ** 2))
     closed = blink_depth()

@@ -9,7 +9,7 @@ What is fitted, and why each is physical rather than a free gain:
 * ``head_model_pitch``: where the neutral face puts zero pitch. Its pitch was set by a
   geometric rule (forehead and chin at one depth); real labels put a face's zero a few degrees
   away, and a fixed offset is what that costs.
-* ``head_depth_gain``: how far the landmark network's depth is stretched before the rigid fit.
+* ``head_depth_gain``: how much the landmark network's depth is scaled before the rigid fit.
 * ``head_weights``: how much each part of the face counts in the fit, per symmetric region
   (16 k-means clusters of the neutral face): the network's points are not equally reliable
   on real faces (lips and brows move, the outline slides on turned heads).
@@ -70,11 +70,11 @@ def regions(model: np.ndarray) -> np.ndarray:
 
 def rotations(obs: np.ndarray, model: np.ndarray, w: np.ndarray, gain: float) -> np.ndarray:
     """Weighted Kabsch of the model to each face (depth × gain), with the same bias removal as
-    the solver (the stretched fit of the model itself reads as frontal)."""
-    stretched = obs * (1.0, 1.0, gain)
+    the solver (the depth-scaled fit of the model itself reads as frontal)."""
+    scaled = obs * (1.0, 1.0, gain)
     ws = w / w.sum()
     a = model - ws @ model
-    b = stretched - np.einsum("j,njk->nk", ws, stretched)[:, None, :]
+    b = scaled - np.einsum("j,njk->nk", ws, scaled)[:, None, :]
     u, _, vt = np.linalg.svd(np.einsum("nji,j,jk->nik", b, w, a))
     u[:, :, 2] *= np.sign(np.linalg.det(u @ vt))[:, None]
     r = u @ vt

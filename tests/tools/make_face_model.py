@@ -3,7 +3,8 @@
 Run from the repo root with the project venv: ``.venv/bin/python tests/tools/make_face_model.py``.
 Uses frontal real photos that ship with packages (committed in tests/data/reference):
 the astronaut, Grace Hopper and four LFW faces, each also mirrored, so the mean face is
-symmetric and no single person's shape dominates.
+symmetric and no single person's shape dominates. The head fit's constants are fitted against
+this model: after rebuilding it, run ``fit_head.py`` and then ``fit_eyes.py`` again.
 """
 from __future__ import annotations
 
@@ -41,10 +42,11 @@ def rest_statistics(found: list) -> dict[str, np.ndarray]:
     from openvtuber.tracking.solvers.head import RigidFit
 
     neutral_face.cache_clear()
+    fitter = RigidFit.measured()          # the frame the tracker measures the rest face in
     stats: dict[str, list] = {k: [] for k in ("gaze_offset_right", "gaze_offset_left", "eye_ratio_open",
                                                "mouth_gap", "mouth_width", "mouth_lift", "brow_right", "brow_left")}
     for obs in found:
-        fit = RigidFit().fit(obs.landmarks)
+        fit = fitter.fit(obs.landmarks)
         m = fit.to_model(obs.landmarks)
         for side, eye in (("right", obs.right_eye), ("left", obs.left_eye)):
             stats[f"gaze_offset_{side}"].append(eyes.iris_offset(eye.contour, eye.iris[0], side == "right"))

@@ -9,16 +9,17 @@ On a turned head the far eye is foreshortened and partly hidden behind the nose,
 network reads its lids as closing: on the AFLW2000 dev set its ratio falls to 0.6–0.7 of a
 frontal eye's past 40° of yaw while the near eye's rises to 1.3. Each eye's ratio is first
 divided by what an open eye reads at that yaw (``visible_ratio``, measured on the dev set),
-and past ``lean_start`` the far eye's openness leans on the near eye's, wholly by
-``lean_full`` (``far_eye_lean``): a frontal wink still shows, a look aside does not wink.
+and past ``lean[0]`` the far eye's openness leans on the near eye's, wholly by ``lean[1]``
+(``far_eye_lean``): a frontal wink still shows, a look aside does not wink.
 
 Gaze: where the iris centre sits in its eye, in the eye's own frame (along the corner
 line and across it), as a fraction of the eye's width. That is local to each eye, so an
 error in the head pose does not leak into the gaze. Eyes move together, so the two eyes'
 offsets are merged with weights that favour the eye turned toward the camera (the far eye
-is foreshortened and its iris read is poor; past ``lean_start`` only the near eye counts)
-and ignore a closing eye; a measured gain turns the offset into degrees, limited softly to
-what eyes can do (``gaze_angles``).
+is foreshortened and its iris read is poor; past ``lean[0]`` only the near eye counts)
+and ignore a closing eye; what the viewing direction alone shifts is taken off
+(``view_shift``); a measured gain turns the offset into degrees, limited softly to what eyes
+can do (``gaze_angles``).
 """
 from __future__ import annotations
 
@@ -93,16 +94,26 @@ def visible_ratio(ratio: float, view_yaw: float, right_eye: bool, eyes: EyeRespo
 
 
 def far_eye_lean(view_yaw: float, eyes: EyeResponse) -> float:
-    """How much of the far eye's openness comes from the near eye: 0 up to ``lean_start``,
-    1 from ``lean_full`` on."""
+    """How much of the far eye's openness comes from the near eye: 0 up to ``lean[0]``, 1 from
+    ``lean[1]`` on."""
     a, b = eyes.lean
     return min(1.0, max(0.0, (abs(view_yaw) - a) / (b - a)))
 
 
 def near_eye_weight(view_yaw: float, eyes: EyeResponse) -> float:
     """Weight of the right eye's iris reading: turning to one's own left (yaw > 0) brings the
-    right eye toward the camera; from ``lean_start`` on only the near eye counts."""
+    right eye toward the camera; from ``lean[0]`` on only the near eye counts."""
     return min(1.0, max(0.0, 0.5 + 0.5 * view_yaw / eyes.lean[0]))
+
+
+def view_shift(view_yaw: float, view_pitch: float, eyes: EyeResponse) -> float:
+    """How far the iris seems to rise in its eye (eye widths) from the viewing direction alone:
+    it stands in front of the eye corners, so seen from below or above it shifts (parallax), and
+    a turned head tilts the corner line, which reads as the iris rising whichever way it turns.
+    Taken off both the live offset and the calibrated neutral one, so only the eye's own turn
+    is left, whatever pose the user calibrated in."""
+    return (eyes.gaze_parallax * math.sin(math.radians(view_pitch))
+            + eyes.gaze_yaw_rise * math.sin(math.radians(view_yaw)) ** 2)
 
 
 def gaze_angles(offset: tuple[float, float], gain: tuple[float, float]) -> tuple[float, float]:

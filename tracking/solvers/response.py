@@ -18,7 +18,7 @@ RESPONSE_FILE = Path(__file__).with_name("response.json")
 @dataclass(frozen=True)
 class HeadResponse:
     """The rigid head fit (``head.RigidFit``): ``weights`` per face-mesh point, the neutral
-    face's pitch against real faces' zero, the depth stretch, and the yaw response past the
+    face's pitch against real faces' zero, the depth scale, and the yaw response past the
     knee (degrees past ``yaw_knee`` scaled by 1 + ``yaw_gain``). ``tests/tools/fit_head.py``."""
 
     weights: tuple[float, ...] | None = None      # None: every point counts the same
