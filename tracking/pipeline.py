@@ -26,8 +26,7 @@ import numpy as np
 
 from ..models.detector import Detection, FaceDetector
 from ..models.iris import EyeResult, IrisLandmarker
-from ..models.landmarks import FaceLandmarker, roi_from_landmarks
-from ..models.landmarks import LandmarkResult
+from ..models.landmarks import FaceLandmarker, LandmarkResult, roi_from_landmarks
 from ..models.roi import RotatedRect
 from ..models.runtime import resolve_runtime
 from .frames import normalize_frame

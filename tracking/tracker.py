@@ -118,8 +118,8 @@ class FaceTracker:
         med = lambda f: float(np.median([f(s) for s in samples]))  # noqa: E731
         self.calibration = Calibration(
             neutral_rotation=tuple(float(v) for v in q / np.linalg.norm(q)),
-            eye_open_right=med(lambda s: visible_ratio(s.right.ratio, s.view_yaw, True, self.response.eyes)),
-            eye_open_left=med(lambda s: visible_ratio(s.left.ratio, s.view_yaw, False, self.response.eyes)),
+            eye_open_right=med(lambda s: self._visible_ratios(s)[0]),
+            eye_open_left=med(lambda s: self._visible_ratios(s)[1]),
             gaze_right=(med(lambda s: s.right.offset[0]), med(lambda s: s.right.offset[1] - self._view_shift(s))),
             gaze_left=(med(lambda s: s.left.offset[0]), med(lambda s: s.left.offset[1] - self._view_shift(s))),
             mouth_gap=med(lambda s: s.mouth.gap), mouth_width=med(lambda s: s.mouth.width),
@@ -177,8 +177,9 @@ class FaceTracker:
         one on a turned head (``solvers.eyes``)."""
         cal, eyes, vy = self.calibration, self.response.eyes, raw.view_yaw
         closed = eyes.closed_fraction
-        open_r = openness(visible_ratio(raw.right.ratio, vy, True, eyes), closed * cal.eye_open_right, cal.eye_open_right)
-        open_l = openness(visible_ratio(raw.left.ratio, vy, False, eyes), closed * cal.eye_open_left, cal.eye_open_left)
+        ratio_r, ratio_l = self._visible_ratios(raw)
+        open_r = openness(ratio_r, closed * cal.eye_open_right, cal.eye_open_right)
+        open_l = openness(ratio_l, closed * cal.eye_open_left, cal.eye_open_left)
         lean = far_eye_lean(vy, eyes)
         if lean > 0.0:
             if vy > 0.0:                     # the right eye is the near one
@@ -186,6 +187,11 @@ class FaceTracker:
             else:
                 open_r += lean * (open_l - open_r)
         return open_r, open_l
+
+    def _visible_ratios(self, raw: RawFace) -> tuple[float, float]:
+        """(right, left) lid ratios as a frontal eye would read them."""
+        vy, eyes = raw.view_yaw, self.response.eyes
+        return visible_ratio(raw.right.ratio, vy, True, eyes), visible_ratio(raw.left.ratio, vy, False, eyes)
 
     def _view_shift(self, raw: RawFace) -> float:
         return view_shift(raw.view_yaw, raw.view_pitch, self.response.eyes)

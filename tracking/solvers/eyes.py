@@ -6,8 +6,8 @@ head pitched down does not foreshorten the gap into a "blink". Mapped to 0..1 be
 closed and an open ratio (calibration sets them).
 
 On a turned head the far eye is foreshortened and partly hidden behind the nose, and the
-network reads its lids as closing: on the AFLW2000 dev set its ratio falls to 0.6–0.7 of a
-frontal eye's past 40° of yaw while the near eye's rises to 1.3. Each eye's ratio is first
+network reads its lids as closing: on the AFLW2000 dev set, past 40° of yaw, its ratio falls
+to 0.75–0.8 of a frontal eye's while the near eye's rises to 1.2–1.4. Each eye's ratio is first
 divided by what an open eye reads at that yaw (``visible_ratio``, measured on the dev set),
 and past ``lean[0]`` the far eye's openness leans on the near eye's, wholly by ``lean[1]``
 (``far_eye_lean``): a frontal wink still shows, a look aside does not wink.
